@@ -1,0 +1,196 @@
+//! Exact money: integer minor units, parsed from and formatted as decimals.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// An amount of money in minor units (cents). Never a float.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Money(i64);
+
+/// Why a decimal could not be read as money.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MoneyError {
+    /// Not a decimal number such as `12.50`.
+    Invalid,
+    /// More than two digits after the decimal point.
+    TooManyDecimals,
+    /// Too large to represent.
+    Overflow,
+}
+
+impl fmt::Display for MoneyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MoneyError::Invalid => "must be a decimal number such as 12.50",
+            MoneyError::TooManyDecimals => "must have at most 2 decimal places",
+            MoneyError::Overflow => "is too large",
+        })
+    }
+}
+
+impl std::error::Error for MoneyError {}
+
+impl Money {
+    /// Zero.
+    pub const ZERO: Money = Money(0);
+
+    /// An amount from minor units (cents).
+    pub const fn from_minor(minor: i64) -> Self {
+        Money(minor)
+    }
+
+    /// The amount in minor units (cents).
+    pub const fn minor(self) -> i64 {
+        self.0
+    }
+
+    /// Sum of two amounts, or `None` on overflow.
+    pub fn checked_add(self, other: Money) -> Option<Money> {
+        self.0.checked_add(other.0).map(Money)
+    }
+}
+
+impl FromStr for Money {
+    type Err = MoneyError;
+
+    /// Reads `12`, `12.5` or `12.50` (an optional leading `-`); rejects a third decimal.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (negative, digits) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let (whole, frac) = match digits.split_once('.') {
+            Some((w, f)) => (w, Some(f)),
+            None => (digits, None),
+        };
+        let all_digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+        if !all_digits(whole) || frac.is_some_and(|f| !all_digits(f)) {
+            return Err(MoneyError::Invalid);
+        }
+        let frac = frac.unwrap_or("");
+        if frac.len() > 2 {
+            return Err(MoneyError::TooManyDecimals);
+        }
+        let units: i64 = whole.parse().map_err(|_| MoneyError::Overflow)?;
+        let cents: i64 = match frac.len() {
+            0 => 0,
+            1 => i64::from(frac.as_bytes()[0] - b'0') * 10,
+            _ => frac.parse().map_err(|_| MoneyError::Invalid)?,
+        };
+        let minor = units
+            .checked_mul(100)
+            .and_then(|m| m.checked_add(cents))
+            .ok_or(MoneyError::Overflow)?;
+        Ok(Money(if negative { -minor } else { minor }))
+    }
+}
+
+impl fmt::Display for Money {
+    /// Always two decimals: `12.50`, `-0.05`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let abs = self.0.unsigned_abs();
+        write!(f, "{sign}{}.{:02}", abs / 100, abs % 100)
+    }
+}
+
+impl Serialize for Money {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(MoneyVisitor)
+    }
+}
+
+struct MoneyVisitor;
+
+impl Visitor<'_> for MoneyVisitor {
+    type Value = Money;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a number or a decimal string with at most 2 decimal places")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Money, E> {
+        v.parse().map_err(E::custom)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Money, E> {
+        v.checked_mul(100)
+            .map(Money)
+            .ok_or_else(|| E::custom(MoneyError::Overflow))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Money, E> {
+        i64::try_from(v)
+            .map_err(|_| E::custom(MoneyError::Overflow))
+            .and_then(|v| self.visit_i64(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Money, E> {
+        // Rust prints the shortest decimal that reads back as the same f64, and
+        // never in exponent form, so `12.5` prints "12.5" and `0.1` prints "0.1":
+        // the decimal the client wrote, which is then parsed exactly.
+        if !v.is_finite() {
+            return Err(E::custom(MoneyError::Invalid));
+        }
+        format!("{v}").parse().map_err(E::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_json(s: &str) -> Result<Money, String> {
+        serde_json::from_str::<Money>(s).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn parses_numbers_and_strings_exactly() {
+        assert_eq!(parse_json("12.5"), Ok(Money(1250)));
+        assert_eq!(parse_json("\"12.50\""), Ok(Money(1250)));
+        assert_eq!(parse_json("12"), Ok(Money(1200)));
+        assert_eq!(parse_json("0.1"), Ok(Money(10)));
+        assert_eq!(parse_json("0.29"), Ok(Money(29)));
+        assert_eq!(parse_json("1000000000"), Ok(Money(100_000_000_000)));
+        assert_eq!(parse_json("999999999.99"), Ok(Money(99_999_999_999)));
+        assert_eq!(parse_json("1e2"), Ok(Money(10_000)));
+    }
+
+    #[test]
+    fn rejects_a_third_decimal_and_junk() {
+        assert!(parse_json("12.345").is_err());
+        assert!(parse_json("\"12.345\"").is_err());
+        assert!(parse_json("\"12.\"").is_err());
+        assert!(parse_json("\".5\"").is_err());
+        assert!(parse_json("\"1,50\"").is_err());
+        assert!(parse_json("\" 1.50\"").is_err());
+        assert!(parse_json("\"\"").is_err());
+        assert!(parse_json("true").is_err());
+        assert!(parse_json("\"99999999999999999999\"").is_err());
+    }
+
+    #[test]
+    fn formats_with_two_decimals() {
+        assert_eq!(Money(1250).to_string(), "12.50");
+        assert_eq!(Money(5).to_string(), "0.05");
+        assert_eq!(Money(-5).to_string(), "-0.05");
+        assert_eq!(Money(0).to_string(), "0.00");
+        assert_eq!(serde_json::to_string(&Money(100)).ok().as_deref(), Some("\"1.00\""));
+    }
+
+    #[test]
+    fn ten_dimes_make_a_unit() {
+        let dime = parse_json("0.1").expect("0.1 parses");
+        let total = (0..10).try_fold(Money::ZERO, |acc, _| acc.checked_add(dime));
+        assert_eq!(total.map(|m| m.to_string()).as_deref(), Some("1.00"));
+    }
+}

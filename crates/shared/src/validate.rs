@@ -1,0 +1,149 @@
+//! Validation rules of the API, as pure functions both sides run.
+//!
+//! Each returns the normalised value or a reason phrased to follow the field's
+//! name ("email must look like name@example.com").
+
+use crate::money::Money;
+
+/// Longest accepted email address.
+pub const EMAIL_MAX_CHARS: usize = 254;
+/// Shortest accepted password.
+pub const PASSWORD_MIN_CHARS: usize = 8;
+/// Longest accepted password.
+pub const PASSWORD_MAX_CHARS: usize = 128;
+/// Longest category name.
+pub const CATEGORY_MAX_CHARS: usize = 64;
+/// Longest description.
+pub const DESCRIPTION_MAX_CHARS: usize = 500;
+/// Largest amount of one expense: 1,000,000,000.00.
+pub const AMOUNT_MAX: Money = Money::from_minor(100_000_000_000);
+
+/// Trims and lower-cases an email, then checks it looks like an address.
+pub fn email(raw: &str) -> Result<String, &'static str> {
+    let email = raw.trim().to_lowercase();
+    if email.is_empty() {
+        return Err("is required");
+    }
+    if email.chars().count() > EMAIL_MAX_CHARS {
+        return Err("must be at most 254 characters");
+    }
+    let Some((local, domain)) = email.split_once('@') else {
+        return Err("must look like name@example.com");
+    };
+    let well_formed = !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if well_formed {
+        Ok(email)
+    } else {
+        Err("must look like name@example.com")
+    }
+}
+
+/// A password of 8 to 128 characters.
+pub fn password(raw: &str) -> Result<(), &'static str> {
+    let n = raw.chars().count();
+    if n < PASSWORD_MIN_CHARS {
+        Err("must be at least 8 characters")
+    } else if n > PASSWORD_MAX_CHARS {
+        Err("must be at most 128 characters")
+    } else if raw.contains('\0') {
+        Err("must not contain NUL characters")
+    } else {
+        Ok(())
+    }
+}
+
+/// A trimmed category of 1 to 64 characters without control characters.
+pub fn category(raw: &str) -> Result<String, &'static str> {
+    let category = raw.trim();
+    if category.is_empty() {
+        Err("must not be empty")
+    } else if category.chars().count() > CATEGORY_MAX_CHARS {
+        Err("must be at most 64 characters")
+    } else if category.chars().any(char::is_control) {
+        Err("must not contain control characters")
+    } else {
+        Ok(category.to_owned())
+    }
+}
+
+/// The key categories are grouped by: case-insensitive.
+pub fn category_key(category: &str) -> String {
+    category.trim().to_lowercase()
+}
+
+/// A description of at most 500 characters, kept exactly as written.
+pub fn description(raw: &str) -> Result<(), &'static str> {
+    if raw.chars().count() > DESCRIPTION_MAX_CHARS {
+        Err("must be at most 500 characters")
+    } else if raw
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
+    {
+        Err("must not contain control characters other than tab and newline")
+    } else {
+        Ok(())
+    }
+}
+
+/// An amount greater than 0 and at most 1,000,000,000.
+pub fn amount(amount: Money) -> Result<Money, &'static str> {
+    if amount <= Money::ZERO {
+        Err("must be greater than 0")
+    } else if amount > AMOUNT_MAX {
+        Err("must be at most 1000000000")
+    } else {
+        Ok(amount)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_is_trimmed_and_lowercased() {
+        assert_eq!(email("  Ann@Example.COM "), Ok("ann@example.com".into()));
+        assert!(email("ann@example").is_err());
+        assert!(email("a@b@c.com").is_err());
+        assert!(email("@example.com").is_err());
+        assert!(email("ann @example.com").is_err());
+        assert!(email(&format!("{}@example.com", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn password_length_counts_characters() {
+        assert!(password("1234567").is_err());
+        assert!(password("12345678").is_ok());
+        assert!(password(&"é".repeat(128)).is_ok());
+        assert!(password(&"x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn category_is_trimmed_and_bounded() {
+        assert_eq!(category("  Food "), Ok("Food".into()));
+        assert!(category("   ").is_err());
+        assert!(category(&"x".repeat(65)).is_err());
+        assert!(category(&"ü".repeat(64)).is_ok());
+        assert!(category("a\u{0}b").is_err());
+        assert_eq!(category_key(" FöÖd "), "fööd");
+    }
+
+    #[test]
+    fn description_and_amount_bounds() {
+        assert!(description(&"x".repeat(500)).is_ok());
+        assert!(description(&"x".repeat(501)).is_err());
+        assert!(description("line\nbreak").is_ok());
+        assert!(description("nul\u{0}").is_err());
+        assert!(amount(Money::from_minor(0)).is_err());
+        assert!(amount(Money::from_minor(-1)).is_err());
+        assert!(amount(Money::from_minor(1)).is_ok());
+        assert!(amount(AMOUNT_MAX).is_ok());
+        assert!(amount(Money::from_minor(100_000_000_001)).is_err());
+    }
+}
