@@ -26,7 +26,7 @@ impl fmt::Display for MoneyError {
         f.write_str(match self {
             MoneyError::Invalid => "must be a decimal number such as 12.50",
             MoneyError::TooManyDecimals => "must have at most 2 decimal places",
-            MoneyError::Overflow => "is too large",
+            MoneyError::Overflow => "must be at most 1000000000",
         })
     }
 }

@@ -1,0 +1,60 @@
+//! Bank connections: where transactions come from on import.
+
+mod mock;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use finance_shared::{Expense, Money};
+use uuid::Uuid;
+
+pub use mock::MockBank;
+
+/// A transaction as a bank reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BankTransaction {
+    /// The bank's own id: stable across syncs, the key for deduplication.
+    pub external_id: String,
+    pub category: String,
+    pub description: Option<String>,
+    pub amount: Money,
+    pub spent_on: NaiveDate,
+}
+
+impl BankTransaction {
+    /// The expense this transaction becomes, with a fresh id.
+    pub fn to_expense(&self, source: &str, created_at: DateTime<Utc>) -> Expense {
+        Expense {
+            id: Uuid::now_v7(),
+            category: self.category.clone(),
+            description: self.description.clone(),
+            amount: self.amount,
+            spent_on: self.spent_on,
+            created_at,
+            source: source.to_owned(),
+        }
+    }
+}
+
+/// What to fetch from a bank.
+#[derive(Clone, Copy, Debug)]
+pub struct FetchRequest {
+    pub count: u32,
+    pub seed: i64,
+    /// The day the sync happens; transactions fall within the 30 days before it.
+    pub today: NaiveDate,
+}
+
+/// Why a bank could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("bank unavailable: {0}")]
+pub struct BankError(pub String);
+
+/// A source of bank transactions; a real provider implements this.
+#[async_trait]
+pub trait BankClient: Send + Sync + 'static {
+    /// The `source` recorded on the expenses it creates.
+    fn source(&self) -> &'static str;
+
+    /// The transactions the bank reports.
+    async fn fetch(&self, request: FetchRequest) -> Result<Vec<BankTransaction>, BankError>;
+}

@@ -1,0 +1,238 @@
+//! Configuration from flags and the environment, resolved into [`Settings`].
+
+use std::fmt;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+
+/// Shortest accepted JWT secret, in bytes.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// A secret that never shows in logs or debug output.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+/// Flags and environment variables of `finance-server`.
+#[derive(Debug, Parser)]
+#[command(name = "finance-server", version, about = "The finance expense tracker's JSON API server")]
+pub struct Cli {
+    /// Database URL: sqlite:PATH or postgres://USER@HOST/DB. Default: a SQLite file in the data directory.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Redis URL for the shared cache. Default: an in-process cache.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key.
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "finance:")]
+    pub redis_key_prefix: String,
+
+    /// Deadline of one Redis command, in milliseconds.
+    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 50)]
+    pub redis_timeout_ms: u64,
+
+    /// How long a cached summary is kept, in seconds.
+    #[arg(long, env = "CACHE_TTL_SECONDS", default_value_t = 60)]
+    pub cache_ttl_seconds: u64,
+
+    /// Secret that signs access tokens (at least 32 bytes). Default: generated once and kept in the data directory.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<Secret>,
+
+    /// Lifetime of an access token, in seconds.
+    #[arg(long, env = "TOKEN_TTL_SECONDS", default_value_t = 86_400)]
+    pub token_ttl_seconds: u64,
+
+    /// Address to listen on.
+    #[arg(long, env = "BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Directory of the default SQLite file and the generated secret.
+    #[arg(long, env = "DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Most database connections (readers, on SQLite).
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub database_max_connections: u32,
+}
+
+/// Everything the server needs to start, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: String,
+    pub redis: Option<crate::cache::RedisSettings>,
+    pub cache_ttl: Duration,
+    pub jwt_secret: Secret,
+    pub token_ttl: Duration,
+    pub pool: crate::store::PoolSettings,
+    /// Concurrent password hashes; defaults to the number of cores.
+    pub password_concurrency: usize,
+}
+
+impl Cli {
+    /// Fills in the defaults: the data directory, the SQLite file and the secret file.
+    pub fn resolve(self) -> anyhow::Result<Settings> {
+        let data_dir = self.data_dir.or_else(platform_data_dir);
+        let private_data_dir = || -> anyhow::Result<PathBuf> {
+            let dir = data_dir
+                .clone()
+                .context("cannot find a home directory for the data; set DATA_DIR")?;
+            create_private_dir(&dir)?;
+            Ok(dir)
+        };
+        let database_url = match self.database_url {
+            Some(url) => url,
+            None => format!("sqlite:{}", private_data_dir()?.join("finance.db").display()),
+        };
+        let jwt_secret = match self.jwt_secret {
+            Some(secret) => secret,
+            None => load_or_create_secret(&private_data_dir()?.join("jwt-secret"))?,
+        };
+        if jwt_secret.expose().len() < MIN_SECRET_BYTES {
+            bail!(
+                "JWT_SECRET is {} bytes; it must be at least {MIN_SECRET_BYTES} (try: openssl rand -hex 32)",
+                jwt_secret.expose().len()
+            );
+        }
+        let cache_ttl = Duration::from_secs(self.cache_ttl_seconds.max(1));
+        Ok(Settings {
+            database_url,
+            redis: self.redis_url.map(|url| crate::cache::RedisSettings {
+                url,
+                key_prefix: self.redis_key_prefix,
+                ttl: cache_ttl,
+                timeout: Duration::from_millis(self.redis_timeout_ms.max(1)),
+            }),
+            cache_ttl,
+            jwt_secret,
+            token_ttl: Duration::from_secs(self.token_ttl_seconds.max(1)),
+            pool: crate::store::PoolSettings {
+                max_connections: self.database_max_connections.max(1),
+                ..Default::default()
+            },
+            password_concurrency: default_password_concurrency(),
+        })
+    }
+}
+
+/// One hash at a time per core.
+pub fn default_password_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// The platform's data directory (`~/.local/share/finance` on Linux).
+fn platform_data_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "finance").map(|dirs| dirs.data_dir().to_path_buf())
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))
+}
+
+/// Reads the kept secret, or makes a random 256-bit one and keeps it (mode 0600).
+fn load_or_create_secret(path: &Path) -> anyhow::Result<Secret> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::read_to_string(path) {
+        Ok(secret) => return Ok(Secret::new(secret.trim())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let bytes: [u8; 32] = rand::random();
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    // create_new: two servers starting at once cannot both write a secret.
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(mut file) => {
+            file.write_all(secret.as_bytes())?;
+            file.sync_all()?;
+            tracing::info!(path = %path.display(), "generated a new token signing secret");
+            Ok(Secret::new(secret))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(Secret::new(std::fs::read_to_string(path)?.trim()))
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot write {}", path.display())),
+    }
+}
+
+/// A URL with its password replaced by `***`, for logs.
+pub fn mask_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_passwords() {
+        assert_eq!(mask_url("postgres://u:hunter2@db/x"), "postgres://u:***@db/x");
+        assert_eq!(mask_url("redis://:pw@127.0.0.1:6379"), "redis://:***@127.0.0.1:6379");
+        assert_eq!(mask_url("sqlite:/tmp/x.db"), "sqlite:/tmp/x.db");
+    }
+
+    #[test]
+    fn secret_is_generated_once_with_mode_0600() -> anyhow::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("finance-secret-{}", uuid::Uuid::new_v4()));
+        create_private_dir(&dir)?;
+        let path = dir.join("jwt-secret");
+        let first = load_or_create_secret(&path)?;
+        let second = load_or_create_secret(&path)?;
+        assert_eq!(first.expose(), second.expose());
+        assert_eq!(first.expose().len(), 64);
+        assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
+        std::fs::remove_dir_all(dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn short_secret_is_refused() {
+        let cli = Cli::parse_from(["finance-server", "--jwt-secret", "short", "--database-url", "sqlite:x.db"]);
+        let err = cli.resolve().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("at least 32"), "{err}");
+    }
+}

@@ -1,0 +1,86 @@
+//! `/api/auth/*`: register, login, me.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use finance_shared::{AuthResponse, User, validate};
+
+use super::error::ApiError;
+use super::extract::{AuthUser, JsonObject};
+use crate::AppState;
+use crate::store::StoreError;
+
+/// The one answer for an unknown email and a wrong password.
+const BAD_CREDENTIALS: &str = "email or password is incorrect";
+
+fn token_response(state: &AppState, user: User) -> Result<AuthResponse, ApiError> {
+    let access_token = state
+        .tokens
+        .issue(user.id)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(AuthResponse {
+        access_token,
+        token_type: "Bearer".to_owned(),
+        expires_in: state.tokens.lifetime_secs(),
+        user,
+    })
+}
+
+/// `POST /api/auth/register`
+pub async fn register(
+    State(state): State<AppState>,
+    JsonObject(mut body): JsonObject,
+) -> Result<(StatusCode, Json<AuthResponse>), ApiError> {
+    let email: Option<String> = body.required("email", "a string");
+    let email = body.check("email", email, |e| validate::email(&e));
+    let password: Option<String> = body.required("password", "a string");
+    let password = body.check("password", password, |p| validate::password(&p).map(|()| p));
+    body.finish()?;
+    let (Some(email), Some(password)) = (email, password) else {
+        return Err(ApiError::BadRequest("email and password are required".into()));
+    };
+    let hash = state.passwords.hash(password).await?;
+    let user = match state.store.create_user(&email, &hash).await {
+        Err(StoreError::Conflict) => {
+            return Err(ApiError::Conflict("an account with this email already exists"));
+        }
+        other => other?,
+    };
+    tracing::info!(user = %user.id, "user registered");
+    Ok((StatusCode::CREATED, Json(token_response(&state, user)?)))
+}
+
+/// `POST /api/auth/login`
+pub async fn login(
+    State(state): State<AppState>,
+    JsonObject(mut body): JsonObject,
+) -> Result<Json<AuthResponse>, ApiError> {
+    let email: Option<String> = body.required("email", "a string");
+    let password: Option<String> = body.required("password", "a string");
+    body.finish()?;
+    let (Some(email), Some(password)) = (email, password) else {
+        return Err(ApiError::BadRequest("email and password are required".into()));
+    };
+    let email = email.trim().to_lowercase();
+    let credentials = state.store.user_credentials(&email).await?;
+    let (user, hash) = match credentials {
+        Some(c) => (Some(c.user), Some(c.password_hash)),
+        None => (None, None),
+    };
+    // An unknown email is checked against a dummy hash: same work, same time.
+    let matches = state.passwords.verify(password, hash).await?;
+    match user {
+        Some(user) if matches => Ok(Json(token_response(&state, user)?)),
+        _ => Err(ApiError::Unauthorized(BAD_CREDENTIALS)),
+    }
+}
+
+/// `GET /api/auth/me`
+pub async fn me(State(state): State<AppState>, auth: AuthUser) -> Result<Json<User>, ApiError> {
+    state
+        .store
+        .user(auth.id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::Unauthorized("access token is invalid or expired"))
+}

@@ -1,0 +1,142 @@
+//! `/api/expenses`: create, read, list, and the summary.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{NaiveDate, Utc};
+use finance_shared::{
+    Expense, ExpensePage, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, ListQuery, Money, SummaryQuery,
+    validate,
+};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::extract::{ApiQuery, AuthUser, JsonObject};
+use crate::AppState;
+use crate::cache::SummaryCache;
+use crate::store::{Cursor, ExpenseInput, ListFilter};
+
+/// `POST /api/expenses`
+pub async fn create(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    JsonObject(mut body): JsonObject,
+) -> Result<Response, ApiError> {
+    let category: Option<String> = body.required("category", "a string");
+    let category = body.check("category", category, |c| validate::category(&c));
+    let amount: Option<Money> = body.required("amount", "a number or a decimal string");
+    let amount = body.check("amount", amount, validate::amount);
+    let description: Option<String> = body.optional("description", "a string or null");
+    let description = match description {
+        Some(d) => body.check("description", Some(d), |d| validate::description(&d).map(|()| d)),
+        None => None,
+    };
+    let spent_on: Option<NaiveDate> = body.optional("spent_on", "a date (YYYY-MM-DD)");
+    body.finish()?;
+    let (Some(category), Some(amount)) = (category, amount) else {
+        return Err(ApiError::BadRequest("category and amount are required".into()));
+    };
+    let input = ExpenseInput {
+        category,
+        description,
+        amount,
+        spent_on: spent_on.unwrap_or_else(|| Utc::now().date_naive()),
+    };
+    let expense = state.store.create_expense(auth.id, input).await?;
+    let location = HeaderValue::from_str(&format!("/api/expenses/{}", expense.id))
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(expense)).into_response())
+}
+
+/// `GET /api/expenses/{id}`
+pub async fn get_one(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Expense>, ApiError> {
+    // Not a UUID: it cannot name an expense.
+    let id: Uuid = id.parse().map_err(|_| ApiError::NotFound)?;
+    state
+        .store
+        .expense(auth.id, id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound)
+}
+
+fn check_range(from: Option<NaiveDate>, to: Option<NaiveDate>) -> Result<(), ApiError> {
+    match (from, to) {
+        (Some(from), Some(to)) if from > to => Err(ApiError::BadRequest(
+            "invalid query string: from must not be after to".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `GET /api/expenses`
+pub async fn list(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<ExpensePage>, ApiError> {
+    let limit = query.limit.unwrap_or(LIST_LIMIT_DEFAULT);
+    if !(1..=LIST_LIMIT_MAX).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "invalid query string: limit must be between 1 and {LIST_LIMIT_MAX}"
+        )));
+    }
+    check_range(query.from, query.to)?;
+    let after = match query.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(Cursor::decode(c).ok_or_else(|| {
+            ApiError::BadRequest("invalid query string: cursor is not one this server issued".into())
+        })?),
+    };
+    let filter = ListFilter {
+        limit: limit + 1,
+        after,
+        category_key: query.category.as_deref().map(validate::category_key),
+        from: query.from,
+        to: query.to,
+    };
+    let mut expenses = state.store.list_expenses(auth.id, &filter).await?;
+    let next_cursor = if expenses.len() > limit as usize {
+        expenses.truncate(limit as usize);
+        expenses.last().map(|e| Cursor::after(e).encode())
+    } else {
+        None
+    };
+    Ok(Json(ExpensePage { expenses, next_cursor }))
+}
+
+/// `GET /api/expenses/summary`, served from the cache when it can be.
+pub async fn summary(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiQuery(query): ApiQuery<SummaryQuery>,
+) -> Result<Response, ApiError> {
+    check_range(query.from, query.to)?;
+    let version = state.store.data_version(auth.id).await?;
+    let key = SummaryCache::key(auth.id, version, query.from, query.to);
+    let (body, outcome) = state
+        .summaries
+        .get_or_compute(key, || async {
+            let summary = state.store.summary(auth.id, query.from, query.to).await?;
+            serde_json::to_vec(&summary)
+                .map(Into::into)
+                .map_err(|e| ApiError::Internal(e.into()))
+        })
+        .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (
+                header::HeaderName::from_static("x-cache"),
+                HeaderValue::from_static(outcome.header_value()),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}

@@ -1,0 +1,168 @@
+//! Extractors that turn every rejection into the API's JSON errors.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use crate::AppState;
+
+/// The user an access token names. Rejects with 401.
+#[derive(Clone, Copy, Debug)]
+pub struct AuthUser {
+    pub id: Uuid,
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or(ApiError::Unauthorized("missing Authorization: Bearer token"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .ok_or(ApiError::Unauthorized("Authorization must be: Bearer <token>"))?;
+        let claims = state
+            .tokens
+            .verify(token)
+            .map_err(|_| ApiError::Unauthorized("access token is invalid or expired"))?;
+        Ok(AuthUser { id: claims.sub })
+    }
+}
+
+/// A JSON object body, read field by field with [`Fields`].
+pub struct JsonObject(pub Fields);
+
+fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
+    let Some(mime) = content_type.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = mime.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json(req.headers().get(header::CONTENT_TYPE)) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| match e {
+            BytesRejection::FailedToBufferBody(_) if e.status().as_u16() == 413 => {
+                ApiError::PayloadTooLarge
+            }
+            other => ApiError::BadRequest(format!("cannot read request body: {other}")),
+        })?;
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
+        match value {
+            Value::Object(map) => Ok(JsonObject(Fields::new(map))),
+            _ => Err(ApiError::field("body", "must be a JSON object")),
+        }
+    }
+}
+
+/// Reads typed fields out of a JSON object, collecting every problem so the
+/// client learns all of them at once.
+pub struct Fields {
+    map: Map<String, Value>,
+    errors: BTreeMap<String, String>,
+}
+
+impl Fields {
+    fn new(map: Map<String, Value>) -> Self {
+        Fields { map, errors: BTreeMap::new() }
+    }
+
+    /// A field that must be present and not null.
+    pub fn required<T: DeserializeOwned>(&mut self, name: &str, expected: &str) -> Option<T> {
+        match self.map.remove(name) {
+            None | Some(Value::Null) => {
+                self.reject(name, "is required");
+                None
+            }
+            Some(value) => self.decode(name, value, expected),
+        }
+    }
+
+    /// A field that may be absent or null.
+    pub fn optional<T: DeserializeOwned>(&mut self, name: &str, expected: &str) -> Option<T> {
+        match self.map.remove(name) {
+            None | Some(Value::Null) => None,
+            Some(value) => self.decode(name, value, expected),
+        }
+    }
+
+    fn decode<T: DeserializeOwned>(&mut self, name: &str, value: Value, expected: &str) -> Option<T> {
+        match serde_json::from_value(value) {
+            Ok(v) => Some(v),
+            // The money type's own reasons are phrased for the client; serde's are not.
+            Err(e) if e.to_string().starts_with("must ") => {
+                self.reject(name, e.to_string());
+                None
+            }
+            Err(_) => {
+                self.reject(name, format!("must be {expected}"));
+                None
+            }
+        }
+    }
+
+    /// Applies a validation rule to a field that was read.
+    pub fn check<T, U>(
+        &mut self,
+        name: &str,
+        value: Option<T>,
+        rule: impl FnOnce(T) -> Result<U, &'static str>,
+    ) -> Option<U> {
+        match rule(value?) {
+            Ok(v) => Some(v),
+            Err(reason) => {
+                self.reject(name, reason);
+                None
+            }
+        }
+    }
+
+    /// Records a problem with a field (the first one wins).
+    pub fn reject(&mut self, name: &str, reason: impl Into<String>) {
+        self.errors.entry(name.to_owned()).or_insert_with(|| reason.into());
+    }
+
+    /// `Err(422)` if any field was rejected.
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.errors))
+        }
+    }
+}
+
+/// A query string; a malformed one is a 400.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| ApiQuery(q))
+            .map_err(|e| ApiError::BadRequest(format!("invalid query string: {}", e.body_text())))
+    }
+}

@@ -1,0 +1,33 @@
+//! `/healthz` and `/readyz`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use finance_shared::{Health, Readiness};
+
+use crate::AppState;
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok".to_owned() })
+}
+
+/// `GET /readyz`: 503 only when the database does not answer.
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    let database_up = state.store.ping().await.is_ok();
+    let backend = state.summaries.backend();
+    let cache = match backend.kind() {
+        "memory" => "memory",
+        _ if backend.is_up().await => "up",
+        _ => "down",
+    };
+    let status = if database_up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (
+        status,
+        Json(Readiness {
+            status: if database_up { "ready" } else { "unavailable" }.to_owned(),
+            database: if database_up { "up" } else { "down" }.to_owned(),
+            cache: cache.to_owned(),
+        }),
+    )
+}

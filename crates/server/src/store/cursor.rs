@@ -1,0 +1,62 @@
+//! The opaque cursor of the expense list: the position of the last row shown.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::NaiveDate;
+use finance_shared::Expense;
+use uuid::Uuid;
+
+/// Keyset position in the list's order `(spent_on, created_at, id)`, newest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    pub spent_on: NaiveDate,
+    /// `created_at` in microseconds since the Unix epoch.
+    pub created_at_micros: i64,
+    pub id: Uuid,
+}
+
+impl Cursor {
+    /// The position just after this expense.
+    pub fn after(expense: &Expense) -> Self {
+        Cursor {
+            spent_on: expense.spent_on,
+            created_at_micros: expense.created_at.timestamp_micros(),
+            id: expense.id,
+        }
+    }
+
+    /// The string handed to clients.
+    pub fn encode(&self) -> String {
+        let raw = format!("{}|{}|{}", self.spent_on, self.created_at_micros, self.id);
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    /// Reads a string made by [`Cursor::encode`]; `None` if it is not one.
+    pub fn decode(s: &str) -> Option<Self> {
+        let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(s).ok()?).ok()?;
+        let mut parts = raw.split('|');
+        let cursor = Cursor {
+            spent_on: parts.next()?.parse().ok()?,
+            created_at_micros: parts.next()?.parse().ok()?,
+            id: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(cursor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_rejects_junk() {
+        let c = Cursor {
+            spent_on: NaiveDate::from_ymd_opt(2026, 11, 24).expect("valid date"),
+            created_at_micros: 1_764_000_000_123_456,
+            id: Uuid::now_v7(),
+        };
+        assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        assert_eq!(Cursor::decode("not a cursor"), None);
+        assert_eq!(Cursor::decode(&URL_SAFE_NO_PAD.encode("2026-01-01|1|x")), None);
+    }
+}

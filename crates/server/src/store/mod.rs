@@ -1,0 +1,232 @@
+//! Storage: one trait, one implementation per database.
+
+mod cursor;
+mod postgres;
+mod sqlite;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use finance_shared::{Expense, Money, Summary, User};
+use uuid::Uuid;
+
+pub use cursor::Cursor;
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+use crate::bank::BankTransaction;
+
+/// What can go wrong in the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint was violated (the email is taken).
+    #[error("conflict")]
+    Conflict,
+    /// The database cannot be reached or has no connection to spare.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// Anything else: a bug or a corrupt database.
+    #[error("database error: {0}")]
+    Other(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
+            _ => StoreError::Other(e),
+        }
+    }
+}
+
+/// A user with the PHC string of their password hash.
+#[derive(Clone, Debug)]
+pub struct UserCredentials {
+    pub user: User,
+    pub password_hash: String,
+}
+
+/// A validated expense about to be written.
+#[derive(Clone, Debug)]
+pub struct ExpenseInput {
+    pub category: String,
+    pub description: Option<String>,
+    pub amount: Money,
+    pub spent_on: NaiveDate,
+}
+
+/// Filters and position of one page of the expense list.
+#[derive(Clone, Debug, Default)]
+pub struct ListFilter {
+    /// Rows to return (the caller asks for one more to learn whether a next page exists).
+    pub limit: u32,
+    pub after: Option<Cursor>,
+    /// Lower-cased category (see `finance_shared::validate::category_key`).
+    pub category_key: Option<String>,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+}
+
+/// What an import wrote.
+#[derive(Clone, Debug)]
+pub struct ImportOutcome {
+    pub imported: Vec<Expense>,
+    pub skipped: u64,
+}
+
+/// Connection pool settings shared by both backends.
+#[derive(Clone, Debug)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Everything the server keeps.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `"sqlite"` or `"postgres"`.
+    fn backend(&self) -> &'static str;
+
+    /// Answers when the database does.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Creates a user; `Conflict` when the email is taken.
+    async fn create_user(&self, email: &str, password_hash: &str) -> Result<User, StoreError>;
+
+    /// The user with this (normalised) email, with their password hash.
+    async fn user_credentials(&self, email: &str) -> Result<Option<UserCredentials>, StoreError>;
+
+    /// The user with this id.
+    async fn user(&self, id: Uuid) -> Result<Option<User>, StoreError>;
+
+    /// Writes one manual expense.
+    async fn create_expense(&self, user_id: Uuid, input: ExpenseInput)
+    -> Result<Expense, StoreError>;
+
+    /// One of the user's expenses.
+    async fn expense(&self, user_id: Uuid, id: Uuid) -> Result<Option<Expense>, StoreError>;
+
+    /// The user's expenses, newest first, after the cursor.
+    async fn list_expenses(
+        &self,
+        user_id: Uuid,
+        filter: &ListFilter,
+    ) -> Result<Vec<Expense>, StoreError>;
+
+    /// A number that grows with every write to the user's expenses.
+    async fn data_version(&self, user_id: Uuid) -> Result<i64, StoreError>;
+
+    /// Per-category totals over an inclusive date range, computed by the database.
+    async fn summary(
+        &self,
+        user_id: Uuid,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    ) -> Result<Summary, StoreError>;
+
+    /// Writes a bank's transactions in one transaction, skipping those already imported.
+    async fn import(
+        &self,
+        user_id: Uuid,
+        source: &str,
+        transactions: &[BankTransaction],
+    ) -> Result<ImportOutcome, StoreError>;
+}
+
+/// Opens the database a URL names (`sqlite:` or `postgres:`) and applies its migrations.
+pub async fn connect(url: &str, pool: &PoolSettings) -> anyhow::Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url, pool).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(PgStore::connect(url, pool).await?))
+    } else {
+        anyhow::bail!("unsupported DATABASE_URL: expected sqlite:PATH or postgres://...")
+    }
+}
+
+/// The current time at the database's precision (microseconds).
+pub(crate) fn now_micros() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
+/// The changes a batch of new expenses makes to `categories` and `daily_totals`.
+#[derive(Default)]
+pub(crate) struct Rollup {
+    /// Category key -> the first spelling seen.
+    pub names: BTreeMap<String, String>,
+    /// (day, category key) -> (total, count).
+    pub days: BTreeMap<(NaiveDate, String), (i64, i64)>,
+}
+
+impl Rollup {
+    pub fn of<'a>(expenses: impl IntoIterator<Item = &'a Expense>) -> Self {
+        let mut rollup = Rollup::default();
+        for e in expenses {
+            let key = finance_shared::validate::category_key(&e.category);
+            rollup
+                .names
+                .entry(key.clone())
+                .or_insert_with(|| e.category.clone());
+            let day = rollup.days.entry((e.spent_on, key)).or_default();
+            day.0 += e.amount.minor();
+            day.1 += 1;
+        }
+        rollup
+    }
+}
+
+/// Builds the summary from per-category rows already sorted by total, largest first.
+pub(crate) fn summary_from_rows(
+    rows: impl IntoIterator<Item = (String, i64, i64)>,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> Summary {
+    let mut total = Money::ZERO;
+    let mut count = 0u64;
+    let categories = rows
+        .into_iter()
+        .map(|(category, minor, n)| {
+            let n = u64::try_from(n).unwrap_or(0);
+            total = Money::from_minor(total.minor().saturating_add(minor));
+            count += n;
+            finance_shared::CategoryTotal {
+                category,
+                total: Money::from_minor(minor),
+                count: n,
+            }
+        })
+        .collect();
+    Summary {
+        total,
+        count,
+        categories,
+        from,
+        to,
+    }
+}
+
+/// The columns an [`Expense`] is read from, in the order the row readers expect.
+macro_rules! expense_columns {
+    () => {
+        "id, category, description, amount_minor, spent_on, created_at, source"
+    };
+}
+pub(crate) use expense_columns;

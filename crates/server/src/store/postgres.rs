@@ -1,0 +1,303 @@
+//! PostgreSQL: for deployments with several server instances.
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use finance_shared::{Expense, Money, Summary, User};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Executor, Row};
+use uuid::Uuid;
+
+use super::{
+    ExpenseInput, ImportOutcome, ListFilter, PoolSettings, Rollup, Store, StoreError,
+    UserCredentials, expense_columns, now_micros, summary_from_rows,
+};
+use crate::bank::BankTransaction;
+
+/// The PostgreSQL store.
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects and applies the migrations.
+    pub async fn connect(url: &str, pool: &PoolSettings) -> anyhow::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(pool.max_connections.max(1))
+            .acquire_timeout(pool.acquire_timeout)
+            .connect(url)
+            .await?;
+        sqlx::migrate!("../../migrations/postgres").run(&pool).await?;
+        Ok(PgStore { pool })
+    }
+}
+
+fn expense_from_row(row: &PgRow) -> Result<Expense, sqlx::Error> {
+    Ok(Expense {
+        id: row.try_get(0)?,
+        category: row.try_get(1)?,
+        description: row.try_get(2)?,
+        amount: Money::from_minor(row.try_get(3)?),
+        spent_on: row.try_get(4)?,
+        created_at: row.try_get(5)?,
+        source: row.try_get(6)?,
+    })
+}
+
+fn user_from_row(row: &PgRow) -> Result<User, sqlx::Error> {
+    Ok(User {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// Inserts one expense; `false` when an imported transaction was already there.
+async fn insert_expense(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    expense: &Expense,
+    external_id: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO expenses (id, user_id, category, category_key, description, amount_minor, \
+         spent_on, created_at, source, external_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (user_id, source, external_id) DO NOTHING",
+    )
+    .bind(expense.id)
+    .bind(user_id)
+    .bind(&expense.category)
+    .bind(finance_shared::validate::category_key(&expense.category))
+    .bind(&expense.description)
+    .bind(expense.amount.minor())
+    .bind(expense.spent_on)
+    .bind(expense.created_at)
+    .bind(&expense.source)
+    .bind(external_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Adds new expenses to the rollups and bumps the user's data version.
+async fn apply_rollup(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    rollup: &Rollup,
+) -> Result<(), sqlx::Error> {
+    for (key, name) in &rollup.names {
+        sqlx::query(
+            "INSERT INTO categories (user_id, category_key, name) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id, category_key) DO NOTHING",
+        )
+        .bind(user_id)
+        .bind(key)
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for ((day, key), (total, count)) in &rollup.days {
+        sqlx::query(
+            "INSERT INTO daily_totals (user_id, spent_on, category_key, total_minor, count) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, spent_on, category_key) DO UPDATE SET \
+             total_minor = daily_totals.total_minor + excluded.total_minor, \
+             count = daily_totals.count + excluded.count",
+        )
+        .bind(user_id)
+        .bind(day)
+        .bind(key)
+        .bind(total)
+        .bind(count)
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query("UPDATE users SET data_version = data_version + 1 WHERE id = $1")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.pool.execute("SELECT 1").await?;
+        Ok(())
+    }
+
+    async fn create_user(&self, email: &str, password_hash: &str) -> Result<User, StoreError> {
+        let user = User {
+            id: Uuid::now_v7(),
+            email: email.to_owned(),
+            created_at: now_micros(),
+        };
+        sqlx::query(
+            "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(user.id)
+        .bind(&user.email)
+        .bind(password_hash)
+        .bind(user.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(user)
+    }
+
+    async fn user_credentials(&self, email: &str) -> Result<Option<UserCredentials>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, email, created_at, password_hash FROM users WHERE email = $1",
+        )
+        .bind(email)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok::<_, sqlx::Error>(UserCredentials {
+                user: user_from_row(&row)?,
+                password_hash: row.try_get("password_hash")?,
+            })
+        })
+        .transpose()
+        .map_err(StoreError::from)
+    }
+
+    async fn user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query("SELECT id, email, created_at FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(user_from_row).transpose()?)
+    }
+
+    async fn create_expense(
+        &self,
+        user_id: Uuid,
+        input: ExpenseInput,
+    ) -> Result<Expense, StoreError> {
+        let expense = Expense {
+            id: Uuid::now_v7(),
+            category: input.category,
+            description: input.description,
+            amount: input.amount,
+            spent_on: input.spent_on,
+            created_at: now_micros(),
+            source: "manual".to_owned(),
+        };
+        let mut tx = self.pool.begin().await?;
+        insert_expense(&mut tx, user_id, &expense, None).await?;
+        apply_rollup(&mut tx, user_id, &Rollup::of([&expense])).await?;
+        tx.commit().await?;
+        Ok(expense)
+    }
+
+    async fn expense(&self, user_id: Uuid, id: Uuid) -> Result<Option<Expense>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            expense_columns!(),
+            " FROM expenses WHERE id = $1 AND user_id = $2"
+        ))
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(expense_from_row).transpose()?)
+    }
+
+    async fn list_expenses(
+        &self,
+        user_id: Uuid,
+        filter: &ListFilter,
+    ) -> Result<Vec<Expense>, StoreError> {
+        let query = match filter.after {
+            None => sqlx::query(concat!(
+                "SELECT ",
+                expense_columns!(),
+                " FROM expenses WHERE user_id = $1 \
+                 AND ($2::text IS NULL OR category_key = $2) \
+                 AND ($3::date IS NULL OR spent_on >= $3) AND ($4::date IS NULL OR spent_on <= $4) \
+                 ORDER BY spent_on DESC, created_at DESC, id DESC LIMIT $5"
+            )),
+            Some(_) => sqlx::query(concat!(
+                "SELECT ",
+                expense_columns!(),
+                " FROM expenses WHERE user_id = $1 \
+                 AND ($2::text IS NULL OR category_key = $2) \
+                 AND ($3::date IS NULL OR spent_on >= $3) AND ($4::date IS NULL OR spent_on <= $4) \
+                 AND (spent_on, created_at, id) < ($6, $7, $8) \
+                 ORDER BY spent_on DESC, created_at DESC, id DESC LIMIT $5"
+            )),
+        };
+        let mut query = query
+            .bind(user_id)
+            .bind(&filter.category_key)
+            .bind(filter.from)
+            .bind(filter.to)
+            .bind(i64::from(filter.limit));
+        if let Some(after) = filter.after {
+            let created_at: DateTime<Utc> = DateTime::from_timestamp_micros(after.created_at_micros)
+                .ok_or_else(|| StoreError::Other(sqlx::Error::Decode("bad cursor".into())))?;
+            query = query.bind(after.spent_on).bind(created_at).bind(after.id);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        Ok(rows
+            .iter()
+            .map(expense_from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn data_version(&self, user_id: Uuid) -> Result<i64, StoreError> {
+        let version = sqlx::query_scalar("SELECT data_version FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(version.unwrap_or(0))
+    }
+
+    async fn summary(
+        &self,
+        user_id: Uuid,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    ) -> Result<Summary, StoreError> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT c.name, SUM(d.total_minor)::BIGINT AS total, SUM(d.count)::BIGINT AS n \
+             FROM daily_totals d JOIN categories c \
+               ON c.user_id = d.user_id AND c.category_key = d.category_key \
+             WHERE d.user_id = $1 AND ($2::date IS NULL OR d.spent_on >= $2) \
+               AND ($3::date IS NULL OR d.spent_on <= $3) \
+             GROUP BY d.category_key, c.name HAVING SUM(d.count) > 0 \
+             ORDER BY total DESC, c.name ASC",
+        )
+        .bind(user_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(summary_from_rows(rows, from, to))
+    }
+
+    async fn import(
+        &self,
+        user_id: Uuid,
+        source: &str,
+        transactions: &[BankTransaction],
+    ) -> Result<ImportOutcome, StoreError> {
+        let created_at = now_micros();
+        let mut tx = self.pool.begin().await?;
+        let mut imported = Vec::new();
+        for t in transactions {
+            let expense = t.to_expense(source, created_at);
+            if insert_expense(&mut tx, user_id, &expense, Some(&t.external_id)).await? {
+                imported.push(expense);
+            }
+        }
+        if !imported.is_empty() {
+            apply_rollup(&mut tx, user_id, &Rollup::of(&imported)).await?;
+        }
+        tx.commit().await?;
+        let skipped = (transactions.len() - imported.len()) as u64;
+        Ok(ImportOutcome { imported, skipped })
+    }
+}
