@@ -1,0 +1,262 @@
+//! The test harness: a real server on 127.0.0.1:0 over a fresh database, and
+//! typed helpers to call it over HTTP.
+
+#![allow(dead_code)] // Each test binary uses a different part of the harness.
+
+use std::time::Duration;
+
+use finance_server::AppState;
+use finance_server::cache::RedisSettings;
+use finance_server::config::{Secret, Settings};
+use finance_server::store::PoolSettings;
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::{AssertSqlSafe, Connection, Executor};
+use tokio::sync::oneshot;
+
+/// Where the tests find PostgreSQL (a database they may create databases from).
+pub const POSTGRES_VAR: &str = "FINANCE_TEST_POSTGRES_URL";
+/// Where the tests find Redis.
+pub const REDIS_VAR: &str = "FINANCE_TEST_REDIS_URL";
+
+const SECRET: &str = "test-secret-test-secret-test-secret-0123";
+
+/// The databases every storage test runs against.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    /// A temporary SQLite file with the in-process cache.
+    Sqlite,
+    /// A fresh PostgreSQL database with the real Redis.
+    Postgres,
+}
+
+pub fn postgres_admin_url() -> String {
+    std::env::var(POSTGRES_VAR).unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var(REDIS_VAR).unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Creates an empty PostgreSQL database for one test and returns its URL.
+/// Databases left by runs more than an hour old are dropped on the way.
+pub async fn fresh_postgres_database() -> String {
+    let admin = postgres_admin_url();
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+        panic!("cannot reach PostgreSQL at {admin}: {e}; start it or set {POSTGRES_VAR}")
+    });
+    let now = chrono::Utc::now().timestamp();
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'finance_t_%'")
+            .fetch_all(&mut conn)
+            .await
+            .expect("list test databases");
+    for name in names {
+        let created: i64 = name.split('_').nth(2).and_then(|t| t.parse().ok()).unwrap_or(now);
+        if now - created > 3600 {
+            let _ = conn
+                .execute(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                .await;
+        }
+    }
+    let name = format!("finance_t_{now}_{}", uuid::Uuid::new_v4().simple());
+    conn.execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .expect("create test database");
+    let mut url = url::Url::parse(&admin).expect("valid PostgreSQL URL");
+    url.set_path(&name);
+    url.to_string()
+}
+
+/// Redis settings with a key prefix of their own, after checking Redis answers.
+pub async fn redis_settings() -> RedisSettings {
+    let url = redis_url();
+    let client = redis::Client::open(url.as_str()).expect("valid Redis URL");
+    let ping = async {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await
+    };
+    match tokio::time::timeout(Duration::from_secs(3), ping).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => panic!("cannot reach Redis at {url}: {e}; start it or set {REDIS_VAR}"),
+        Err(_) => panic!("Redis at {url} did not answer; start it or set {REDIS_VAR}"),
+    }
+    RedisSettings {
+        url,
+        key_prefix: format!("finance-test:{}:", uuid::Uuid::new_v4().simple()),
+        ttl: Duration::from_secs(60),
+        timeout: Duration::from_millis(200),
+    }
+}
+
+/// How to start one server.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub database_url: String,
+    pub redis: Option<RedisSettings>,
+}
+
+impl Spec {
+    /// A fresh database (and, on PostgreSQL, Redis with a fresh prefix).
+    pub async fn fresh(backend: Backend, dir: &tempfile::TempDir) -> Spec {
+        match backend {
+            Backend::Sqlite => Spec {
+                database_url: format!("sqlite:{}", dir.path().join("finance.db").display()),
+                redis: None,
+            },
+            Backend::Postgres => Spec {
+                database_url: fresh_postgres_database().await,
+                redis: Some(redis_settings().await),
+            },
+        }
+    }
+
+    fn settings(&self) -> Settings {
+        Settings {
+            database_url: self.database_url.clone(),
+            redis: self.redis.clone(),
+            cache_ttl: Duration::from_secs(60),
+            jwt_secret: Secret::new(SECRET),
+            token_ttl: Duration::from_secs(3600),
+            pool: PoolSettings { max_connections: 8, acquire_timeout: Duration::from_secs(5) },
+            password_concurrency: 2,
+        }
+    }
+}
+
+/// A running server and an HTTP client for it.
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// One response: status, headers, and the body as JSON (a string if it is not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the status and the JSON error code.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
+        assert_eq!(self.body["error"], code, "unexpected error code; body: {}", self.body);
+        assert!(self.body["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", self.body);
+        assert!(self.header("x-request-id").is_some(), "no X-Request-Id");
+        assert_eq!(self.header("content-type"), Some("application/json"));
+    }
+}
+
+/// Starts a server for one test on the backend.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let spec = Spec::fresh(backend, &dir).await;
+    let mut app = start(&spec).await;
+    app._dir = Some(dir);
+    app
+}
+
+/// Starts a server as the spec says (several may share one spec).
+pub async fn start(spec: &Spec) -> TestApp {
+    let state = AppState::from_settings(&spec.settings()).await.expect("server state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local address");
+    let (tx, rx) = oneshot::channel::<()>();
+    let serving = state.clone();
+    tokio::spawn(async move {
+        let _ = finance_server::serve(serving, listener, async {
+            let _ = rx.await;
+        })
+        .await;
+    });
+    TestApp {
+        base: format!("http://{addr}"),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("HTTP client"),
+        state,
+        shutdown: Some(tx),
+        _dir: None,
+    }
+}
+
+pub fn unique_email() -> String {
+    format!("user-{}@example.com", uuid::Uuid::new_v4().simple())
+}
+
+impl TestApp {
+    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.expect("request reaches the server");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("response body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply { status, headers, body }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.request(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    /// Registers a user with a fresh email; returns the access token.
+    pub async fn new_user(&self) -> String {
+        self.register(&unique_email(), "correct horse battery").await
+    }
+
+    pub async fn register(&self, email: &str, password: &str) -> String {
+        let reply = self
+            .post("/api/auth/register", None, json!({"email": email, "password": password}))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "register: {}", reply.body);
+        reply.body["access_token"].as_str().expect("access_token").to_owned()
+    }
+
+    /// Adds an expense; returns it.
+    pub async fn add(&self, token: &str, category: &str, amount: Value, spent_on: &str) -> Value {
+        let reply = self
+            .post(
+                "/api/expenses",
+                Some(token),
+                json!({"category": category, "amount": amount, "spent_on": spent_on}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "add expense: {}", reply.body);
+        reply.body
+    }
+
+    pub async fn summary(&self, token: &str, query: &str) -> Reply {
+        let reply = self.get(&format!("/api/expenses/summary{query}"), token).await;
+        assert_eq!(reply.status, StatusCode::OK, "summary: {}", reply.body);
+        reply
+    }
+}
