@@ -41,7 +41,11 @@ impl std::str::FromStr for Secret {
 
 /// Flags and environment variables of `finance-server`.
 #[derive(Debug, Parser)]
-#[command(name = "finance-server", version, about = "The finance expense tracker's JSON API server")]
+#[command(
+    name = "finance-server",
+    version,
+    about = "The finance expense tracker's JSON API server"
+)]
 pub struct Cli {
     /// Database URL: sqlite:PATH or postgres://USER@HOST/DB. Default: a SQLite file in the data directory.
     #[arg(long, env = "DATABASE_URL")]
@@ -110,7 +114,10 @@ impl Cli {
         };
         let database_url = match self.database_url {
             Some(url) => url,
-            None => format!("sqlite:{}", private_data_dir()?.join("finance.db").display()),
+            None => format!(
+                "sqlite:{}",
+                private_data_dir()?.join("finance.db").display()
+            ),
         };
         let jwt_secret = match self.jwt_secret {
             Some(secret) => secret,
@@ -209,8 +216,14 @@ mod tests {
 
     #[test]
     fn masks_passwords() {
-        assert_eq!(mask_url("postgres://u:hunter2@db/x"), "postgres://u:***@db/x");
-        assert_eq!(mask_url("redis://:pw@127.0.0.1:6379"), "redis://:***@127.0.0.1:6379");
+        assert_eq!(
+            mask_url("postgres://u:hunter2@db/x"),
+            "postgres://u:***@db/x"
+        );
+        assert_eq!(
+            mask_url("redis://:pw@127.0.0.1:6379"),
+            "redis://:***@127.0.0.1:6379"
+        );
         assert_eq!(mask_url("sqlite:/tmp/x.db"), "sqlite:/tmp/x.db");
     }
 
@@ -224,15 +237,28 @@ mod tests {
         let second = load_or_create_secret(&path)?;
         assert_eq!(first.expose(), second.expose());
         assert_eq!(first.expose().len(), 64);
-        assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path)?.permissions().mode() & 0o777,
+            0o600
+        );
         std::fs::remove_dir_all(dir)?;
         Ok(())
     }
 
     #[test]
     fn short_secret_is_refused() {
-        let cli = Cli::parse_from(["finance-server", "--jwt-secret", "short", "--database-url", "sqlite:x.db"]);
-        let err = cli.resolve().err().map(|e| e.to_string()).unwrap_or_default();
+        let cli = Cli::parse_from([
+            "finance-server",
+            "--jwt-secret",
+            "short",
+            "--database-url",
+            "sqlite:x.db",
+        ]);
+        let err = cli
+            .resolve()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("at least 32"), "{err}");
     }
 }

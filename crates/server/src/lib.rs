@@ -38,7 +38,9 @@ impl AppState {
     pub async fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         let store = store::connect(&settings.database_url, &settings.pool)
             .await
-            .with_context(|| format!("cannot open database {}", mask_url(&settings.database_url)))?;
+            .with_context(|| {
+                format!("cannot open database {}", mask_url(&settings.database_url))
+            })?;
         tracing::info!(backend = store.backend(), url = %mask_url(&settings.database_url), "database ready");
         let cache: Arc<dyn CacheBackend> = match &settings.redis {
             Some(redis) => {

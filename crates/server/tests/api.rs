@@ -62,17 +62,31 @@ async fn register_then_login_returns_token(backend: Backend) {
     let app = spawn_app(backend).await;
     let email = unique_email();
     let reply = app
-        .post("/api/auth/register", None, json!({"email": email, "password": "s3cret-pass"}))
+        .post(
+            "/api/auth/register",
+            None,
+            json!({"email": email, "password": "s3cret-pass"}),
+        )
         .await;
     assert_eq!(reply.status, StatusCode::CREATED);
     assert_eq!(reply.body["token_type"], "Bearer");
     assert_eq!(reply.body["expires_in"], 3600);
     assert_eq!(reply.body["user"]["email"], email.as_str());
-    let id = reply.body["user"]["id"].as_str().expect("user id").to_owned();
-    assert_eq!(uuid::Uuid::parse_str(&id).map(|u| u.get_version_num()).ok(), Some(7));
+    let id = reply.body["user"]["id"]
+        .as_str()
+        .expect("user id")
+        .to_owned();
+    assert_eq!(
+        uuid::Uuid::parse_str(&id).map(|u| u.get_version_num()).ok(),
+        Some(7)
+    );
 
     let login = app
-        .post("/api/auth/login", None, json!({"email": email, "password": "s3cret-pass"}))
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": email, "password": "s3cret-pass"}),
+        )
         .await;
     assert_eq!(login.status, StatusCode::OK);
     assert_eq!(login.body["user"]["id"], id.as_str());
@@ -106,15 +120,27 @@ async fn register_normalises_email_and_refuses_taken_email_in_any_case(backend: 
         .await;
     again.assert_error(409, "conflict");
     let login = app
-        .post("/api/auth/login", None, json!({"email": format!("{local}@EXAMPLE.COM"), "password": "password1"}))
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": format!("{local}@EXAMPLE.COM"), "password": "password1"}),
+        )
         .await;
-    assert_eq!(login.status, StatusCode::OK, "login is case-insensitive on email");
+    assert_eq!(
+        login.status,
+        StatusCode::OK,
+        "login is case-insensitive on email"
+    );
 }
 
 async fn register_reports_every_invalid_field(backend: Backend) {
     let app = spawn_app(backend).await;
     let reply = app
-        .post("/api/auth/register", None, json!({"email": "not-an-email", "password": "short"}))
+        .post(
+            "/api/auth/register",
+            None,
+            json!({"email": "not-an-email", "password": "short"}),
+        )
         .await;
     reply.assert_error(422, "validation_failed");
     assert!(reply.body["fields"]["email"].is_string());
@@ -126,11 +152,19 @@ async fn register_reports_every_invalid_field(backend: Backend) {
     assert_eq!(missing.body["fields"]["password"], "is required");
 
     let wrong_type = app
-        .post("/api/auth/register", None, json!({"email": 5, "password": "x".repeat(129)}))
+        .post(
+            "/api/auth/register",
+            None,
+            json!({"email": 5, "password": "x".repeat(129)}),
+        )
         .await;
     wrong_type.assert_error(422, "validation_failed");
     assert_eq!(wrong_type.body["fields"]["email"], "must be a string");
-    assert!(wrong_type.body["fields"]["password"].as_str().is_some_and(|m| m.contains("128")));
+    assert!(
+        wrong_type.body["fields"]["password"]
+            .as_str()
+            .is_some_and(|m| m.contains("128"))
+    );
 
     let not_object = app.post("/api/auth/register", None, json!(["a"])).await;
     not_object.assert_error(422, "validation_failed");
@@ -141,14 +175,25 @@ async fn login_answers_the_same_for_unknown_email_and_wrong_password(backend: Ba
     let email = unique_email();
     app.register(&email, "the right one").await;
     let wrong = app
-        .post("/api/auth/login", None, json!({"email": email, "password": "the wrong one"}))
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": email, "password": "the wrong one"}),
+        )
         .await;
     wrong.assert_error(401, "unauthorized");
     let unknown = app
-        .post("/api/auth/login", None, json!({"email": unique_email(), "password": "the right one"}))
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": unique_email(), "password": "the right one"}),
+        )
         .await;
     unknown.assert_error(401, "unauthorized");
-    assert_eq!(wrong.body, unknown.body, "the two failures must be indistinguishable");
+    assert_eq!(
+        wrong.body, unknown.body,
+        "the two failures must be indistinguishable"
+    );
 }
 
 async fn me_requires_a_valid_token(backend: Backend) {
@@ -163,7 +208,9 @@ async fn me_requires_a_valid_token(backend: Backend) {
     let reply = app.get("/api/auth/me", &tampered).await;
     reply.assert_error(401, "unauthorized");
     assert_eq!(reply.header("www-authenticate"), Some("Bearer"));
-    app.get("/api/auth/me", "not.a.jwt").await.assert_error(401, "unauthorized");
+    app.get("/api/auth/me", "not.a.jwt")
+        .await
+        .assert_error(401, "unauthorized");
     let basic = app
         .http
         .get(format!("{}/api/auth/me", app.base))
@@ -191,21 +238,35 @@ async fn create_expense_returns_201_with_location_and_exact_amount(backend: Back
     assert_eq!(e["amount"], "12.50");
     assert_eq!(e["spent_on"], "2026-11-20");
     assert_eq!(e["source"], "manual");
-    assert_eq!(e["description"], "Weekly shop ☕ 'quoted'; DROP TABLE expenses;--");
+    assert_eq!(
+        e["description"],
+        "Weekly shop ☕ 'quoted'; DROP TABLE expenses;--"
+    );
     let id = e["id"].as_str().expect("id");
-    assert_eq!(reply.header("location"), Some(format!("/api/expenses/{id}").as_str()));
+    assert_eq!(
+        reply.header("location"),
+        Some(format!("/api/expenses/{id}").as_str())
+    );
 
     let fetched = app.get(&format!("/api/expenses/{id}"), &token).await;
     assert_eq!(fetched.status, StatusCode::OK);
     assert_eq!(&fetched.body, e);
 
     let string_amount = app
-        .post("/api/expenses", Some(&token), json!({"category": "x", "amount": "1000000000"}))
+        .post(
+            "/api/expenses",
+            Some(&token),
+            json!({"category": "x", "amount": "1000000000"}),
+        )
         .await;
     assert_eq!(string_amount.status, StatusCode::CREATED);
     assert_eq!(amount_of(&string_amount.body), "1000000000.00");
     let today = chrono::Utc::now().date_naive().to_string();
-    assert_eq!(string_amount.body["spent_on"], today.as_str(), "spent_on defaults to today");
+    assert_eq!(
+        string_amount.body["spent_on"],
+        today.as_str(),
+        "spent_on defaults to today"
+    );
     assert_eq!(string_amount.body["description"], Value::Null);
 }
 
@@ -220,25 +281,53 @@ async fn create_expense_validates_every_field(backend: Backend) {
         (json!({"category": "a", "amount": "12.345"}), "amount"),
         (json!({"category": "a", "amount": 0}), "amount"),
         (json!({"category": "a", "amount": -5}), "amount"),
-        (json!({"category": "a", "amount": 1_000_000_000.01}), "amount"),
+        (
+            json!({"category": "a", "amount": 1_000_000_000.01}),
+            "amount",
+        ),
         (json!({"category": "a", "amount": "12,50"}), "amount"),
         (json!({"category": "a", "amount": true}), "amount"),
         (json!({"category": "a"}), "amount"),
-        (json!({"category": "a", "amount": 1, "description": "x".repeat(501)}), "description"),
-        (json!({"category": "a", "amount": 1, "description": 7}), "description"),
-        (json!({"category": "a", "amount": 1, "spent_on": "2026-02-30"}), "spent_on"),
-        (json!({"category": "a", "amount": 1, "spent_on": "yesterday"}), "spent_on"),
+        (
+            json!({"category": "a", "amount": 1, "description": "x".repeat(501)}),
+            "description",
+        ),
+        (
+            json!({"category": "a", "amount": 1, "description": 7}),
+            "description",
+        ),
+        (
+            json!({"category": "a", "amount": 1, "spent_on": "2026-02-30"}),
+            "spent_on",
+        ),
+        (
+            json!({"category": "a", "amount": 1, "spent_on": "yesterday"}),
+            "spent_on",
+        ),
     ];
     for (body, field) in cases {
         let reply = app.post("/api/expenses", Some(&token), body.clone()).await;
         reply.assert_error(422, "validation_failed");
-        assert!(reply.body["fields"][field].is_string(), "{body} should fail on {field}: {}", reply.body);
+        assert!(
+            reply.body["fields"][field].is_string(),
+            "{body} should fail on {field}: {}",
+            reply.body
+        );
     }
     let all = app
-        .post("/api/expenses", Some(&token), json!({"category": " ", "amount": "abc", "spent_on": 3}))
+        .post(
+            "/api/expenses",
+            Some(&token),
+            json!({"category": " ", "amount": "abc", "spent_on": 3}),
+        )
         .await;
     let fields = all.body["fields"].as_object().expect("fields");
-    assert_eq!(fields.len(), 3, "every bad field is reported at once: {}", all.body);
+    assert_eq!(
+        fields.len(),
+        3,
+        "every bad field is reported at once: {}",
+        all.body
+    );
 
     let page = app.get("/api/expenses", &token).await;
     assert_eq!(page.body["expenses"], json!([]), "nothing was written");
@@ -250,11 +339,15 @@ async fn expense_of_another_user_is_not_found(backend: Backend) {
     let bob = app.new_user().await;
     let expense = app.add(&alice, "Rent", json!("900"), "2026-11-01").await;
     let id = expense["id"].as_str().expect("id");
-    app.get(&format!("/api/expenses/{id}"), &bob).await.assert_error(404, "not_found");
+    app.get(&format!("/api/expenses/{id}"), &bob)
+        .await
+        .assert_error(404, "not_found");
     app.get(&format!("/api/expenses/{}", uuid::Uuid::now_v7()), &alice)
         .await
         .assert_error(404, "not_found");
-    app.get("/api/expenses/not-a-uuid", &alice).await.assert_error(404, "not_found");
+    app.get("/api/expenses/not-a-uuid", &alice)
+        .await
+        .assert_error(404, "not_found");
 }
 
 async fn list_pages_never_skip_or_repeat_while_expenses_are_added(backend: Backend) {
@@ -262,7 +355,9 @@ async fn list_pages_never_skip_or_repeat_while_expenses_are_added(backend: Backe
     let token = app.new_user().await;
     let mut expected = HashSet::new();
     for day in 1..=7 {
-        let e = app.add(&token, "Food", json!(day), &format!("2026-10-{day:02}")).await;
+        let e = app
+            .add(&token, "Food", json!(day), &format!("2026-10-{day:02}"))
+            .await;
         expected.insert(e["id"].as_str().expect("id").to_owned());
     }
     // Two on the same day: ordered by creation, newest first.
@@ -293,17 +388,33 @@ async fn list_pages_never_skip_or_repeat_while_expenses_are_added(backend: Backe
         }
     }
     assert_eq!(pages, 3);
-    let ids: Vec<String> = seen.iter().map(|e| e["id"].as_str().expect("id").to_owned()).collect();
+    let ids: Vec<String> = seen
+        .iter()
+        .map(|e| e["id"].as_str().expect("id").to_owned())
+        .collect();
     assert_eq!(ids.len(), 9, "no expense repeated");
-    assert_eq!(ids.iter().cloned().collect::<HashSet<_>>(), expected, "no expense skipped");
+    assert_eq!(
+        ids.iter().cloned().collect::<HashSet<_>>(),
+        expected,
+        "no expense skipped"
+    );
     let keys: Vec<(String, String)> = seen
         .iter()
-        .map(|e| (e["spent_on"].as_str().expect("date").to_owned(), e["id"].as_str().expect("id").to_owned()))
+        .map(|e| {
+            (
+                e["spent_on"].as_str().expect("date").to_owned(),
+                e["id"].as_str().expect("id").to_owned(),
+            )
+        })
         .collect();
     let mut sorted = keys.clone();
     sorted.sort_by(|x, y| y.cmp(x));
     assert_eq!(keys, sorted, "newest first");
-    assert_eq!(ids[3], b["id"].as_str().expect("id"), "later of two same-day expenses first");
+    assert_eq!(
+        ids[3],
+        b["id"].as_str().expect("id"),
+        "later of two same-day expenses first"
+    );
     assert_eq!(ids[4], a["id"].as_str().expect("id"));
 }
 
@@ -314,8 +425,18 @@ async fn list_filters_by_category_and_dates(backend: Backend) {
     app.add(&token, "FOOD", json!(2), "2026-02-10").await;
     app.add(&token, "Travel", json!(3), "2026-02-11").await;
     app.add(&token, "food", json!(4), "2026-03-10").await;
-    let page = app.get("/api/expenses?category=Food&from=2026-02-01&to=2026-03-10", &token).await;
-    let amounts: Vec<&str> = page.body["expenses"].as_array().expect("list").iter().map(amount_of).collect();
+    let page = app
+        .get(
+            "/api/expenses?category=Food&from=2026-02-01&to=2026-03-10",
+            &token,
+        )
+        .await;
+    let amounts: Vec<&str> = page.body["expenses"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(amount_of)
+        .collect();
     assert_eq!(amounts, ["4.00", "2.00"]);
     let all = app.get("/api/expenses?to=2026-02-10", &token).await;
     assert_eq!(all.body["expenses"].as_array().map(Vec::len), Some(2));
@@ -352,8 +473,10 @@ async fn summary_groups_categories_case_insensitively_and_exactly(backend: Backe
     for _ in 0..10 {
         app.add(&token, "Coffee", json!(0.1), "2026-11-01").await;
     }
-    app.add(&token, "groceries", json!("20.05"), "2026-11-02").await;
-    app.add(&token, "GROCERIES", json!(0.29), "2026-11-03").await;
+    app.add(&token, "groceries", json!("20.05"), "2026-11-02")
+        .await;
+    app.add(&token, "GROCERIES", json!(0.29), "2026-11-03")
+        .await;
     app.add(&token, "Rent", json!(0.01), "2026-11-03").await;
     let s = app.summary(&token, "").await.body;
     assert_eq!(s["total"], "21.35");
@@ -382,10 +505,19 @@ async fn summary_is_cached_and_a_write_is_seen_at_once(backend: Backend) {
     let after = app.summary(&token, "").await;
     assert_eq!(after.header("x-cache"), Some("miss"));
     assert_eq!(after.body["total"], "15.00");
-    let imported = app.post("/api/imports/mock", Some(&token), json!({"count": 3, "seed": 9})).await;
+    let imported = app
+        .post(
+            "/api/imports/mock",
+            Some(&token),
+            json!({"count": 3, "seed": 9}),
+        )
+        .await;
     assert_eq!(imported.status, StatusCode::CREATED);
     let after_import = app.summary(&token, "").await;
-    assert_eq!(after_import.body["count"], 5, "an import is seen at once too");
+    assert_eq!(
+        after_import.body["count"], 5,
+        "an import is seen at once too"
+    );
 }
 
 async fn summary_honours_the_date_range(backend: Backend) {
@@ -395,12 +527,18 @@ async fn summary_honours_the_date_range(backend: Backend) {
     app.add(&token, "Food", json!(2), "2026-02-01").await;
     app.add(&token, "Fun", json!(4), "2026-02-28").await;
     app.add(&token, "Food", json!(8), "2026-03-01").await;
-    let feb = app.summary(&token, "?from=2026-02-01&to=2026-02-28").await.body;
+    let feb = app
+        .summary(&token, "?from=2026-02-01&to=2026-02-28")
+        .await
+        .body;
     assert_eq!(feb["total"], "6.00");
     assert_eq!(feb["count"], 2);
     assert_eq!(feb["from"], "2026-02-01");
     assert_eq!(feb["to"], "2026-02-28");
-    assert_eq!(feb["categories"][0], json!({"category": "Fun", "total": "4.00", "count": 1}));
+    assert_eq!(
+        feb["categories"][0],
+        json!({"category": "Fun", "total": "4.00", "count": 1})
+    );
     let since = app.summary(&token, "?from=2026-02-28").await.body;
     assert_eq!(since["total"], "12.00");
     let empty = app.summary(&token, "?from=2030-01-01").await.body;
@@ -413,20 +551,33 @@ async fn users_never_see_each_others_data(backend: Backend) {
     let alice = app.new_user().await;
     let bob = app.new_user().await;
     app.add(&alice, "Food", json!(10), "2026-11-01").await;
-    app.post("/api/imports/mock", Some(&alice), json!({"count": 5, "seed": 1})).await;
+    app.post(
+        "/api/imports/mock",
+        Some(&alice),
+        json!({"count": 5, "seed": 1}),
+    )
+    .await;
     let bob_list = app.get("/api/expenses", &bob).await;
     assert_eq!(bob_list.body["expenses"], json!([]));
     let bob_summary = app.summary(&bob, "").await;
     assert_eq!(bob_summary.body["count"], 0);
     // The same seed is a different bank account for another user: imported, not skipped.
-    let bob_import = app.post("/api/imports/mock", Some(&bob), json!({"count": 5, "seed": 1})).await;
+    let bob_import = app
+        .post(
+            "/api/imports/mock",
+            Some(&bob),
+            json!({"count": 5, "seed": 1}),
+        )
+        .await;
     assert_eq!(bob_import.body["imported"], 5);
 }
 
 async fn mock_import_skips_transactions_already_imported(backend: Backend) {
     let app = spawn_app(backend).await;
     let token = app.new_user().await;
-    let first = app.post("/api/imports/mock", Some(&token), json!({"seed": 42})).await;
+    let first = app
+        .post("/api/imports/mock", Some(&token), json!({"seed": 42}))
+        .await;
     assert_eq!(first.status, StatusCode::CREATED);
     assert_eq!(first.body["imported"], 20, "count defaults to 20");
     assert_eq!(first.body["skipped"], 0);
@@ -435,14 +586,38 @@ async fn mock_import_skips_transactions_already_imported(backend: Backend) {
     let today = chrono::Utc::now().date_naive();
     for e in expenses {
         assert_eq!(e["source"], "mock_bank");
-        let day: chrono::NaiveDate = e["spent_on"].as_str().expect("date").parse().expect("a date");
-        assert!((0..30).contains(&(today - day).num_days()), "within the last 30 days");
+        let day: chrono::NaiveDate = e["spent_on"]
+            .as_str()
+            .expect("date")
+            .parse()
+            .expect("a date");
+        assert!(
+            (0..30).contains(&(today - day).num_days()),
+            "within the last 30 days"
+        );
     }
-    let again = app.post("/api/imports/mock", Some(&token), json!({"seed": 42})).await;
-    assert_eq!((again.body["imported"].clone(), again.body["skipped"].clone()), (json!(0), json!(20)));
+    let again = app
+        .post("/api/imports/mock", Some(&token), json!({"seed": 42}))
+        .await;
+    assert_eq!(
+        (
+            again.body["imported"].clone(),
+            again.body["skipped"].clone()
+        ),
+        (json!(0), json!(20))
+    );
     assert_eq!(again.body["expenses"], json!([]));
-    let more = app.post("/api/imports/mock", Some(&token), json!({"seed": 42, "count": 25})).await;
-    assert_eq!((more.body["imported"].clone(), more.body["skipped"].clone()), (json!(5), json!(20)));
+    let more = app
+        .post(
+            "/api/imports/mock",
+            Some(&token),
+            json!({"seed": 42, "count": 25}),
+        )
+        .await;
+    assert_eq!(
+        (more.body["imported"].clone(), more.body["skipped"].clone()),
+        (json!(5), json!(20))
+    );
     let summary = app.summary(&token, "").await.body;
     assert_eq!(summary["count"], 25);
     let random = app.post("/api/imports/mock", Some(&token), json!({})).await;
@@ -452,11 +627,24 @@ async fn mock_import_skips_transactions_already_imported(backend: Backend) {
 async fn mock_import_validates_its_body(backend: Backend) {
     let app = spawn_app(backend).await;
     let token = app.new_user().await;
-    for body in [json!({"count": 0}), json!({"count": 1001}), json!({"count": "5"}), json!({"seed": 1.5})] {
-        let reply = app.post("/api/imports/mock", Some(&token), body.clone()).await;
+    for body in [
+        json!({"count": 0}),
+        json!({"count": 1001}),
+        json!({"count": "5"}),
+        json!({"seed": 1.5}),
+    ] {
+        let reply = app
+            .post("/api/imports/mock", Some(&token), body.clone())
+            .await;
         reply.assert_error(422, "validation_failed");
     }
-    let max = app.post("/api/imports/mock", Some(&token), json!({"count": 1000, "seed": -3})).await;
+    let max = app
+        .post(
+            "/api/imports/mock",
+            Some(&token),
+            json!({"count": 1000, "seed": -3}),
+        )
+        .await;
     assert_eq!(max.body["imported"], 1000);
     assert_eq!(app.summary(&token, "").await.body["count"], 1000);
 }
@@ -469,39 +657,92 @@ async fn framework_rejections_are_json_errors(backend: Backend) {
         let status = res.status();
         let headers = res.headers().clone();
         let body = res.json::<Value>().await.unwrap_or(Value::Null);
-        common::Reply { status, headers, body }
+        common::Reply {
+            status,
+            headers,
+            body,
+        }
     };
     as_reply(app.http.get(url("/nowhere")).send().await.expect("send"))
         .await
         .assert_error(404, "not_found");
-    as_reply(app.http.get(url("/api/nothing/here")).bearer_auth(&token).send().await.expect("send"))
-        .await
-        .assert_error(404, "not_found");
-    let wrong_method = as_reply(app.http.delete(url("/api/expenses")).bearer_auth(&token).send().await.expect("send")).await;
+    as_reply(
+        app.http
+            .get(url("/api/nothing/here"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await
+    .assert_error(404, "not_found");
+    let wrong_method = as_reply(
+        app.http
+            .delete(url("/api/expenses"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     wrong_method.assert_error(405, "method_not_allowed");
-    assert!(wrong_method.header("allow").is_some_and(|a| a.contains("POST")));
-    as_reply(app.http.get(url("/api/expenses")).send().await.expect("send"))
-        .await
-        .assert_error(401, "unauthorized");
+    assert!(
+        wrong_method
+            .header("allow")
+            .is_some_and(|a| a.contains("POST"))
+    );
+    as_reply(
+        app.http
+            .get(url("/api/expenses"))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await
+    .assert_error(401, "unauthorized");
     let post = |body: &'static str, content_type: Option<&'static str>| {
-        let mut req = app.http.post(url("/api/expenses")).bearer_auth(&token).body(body);
+        let mut req = app
+            .http
+            .post(url("/api/expenses"))
+            .bearer_auth(&token)
+            .body(body);
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }
         req.send()
     };
-    as_reply(post(r#"{"category": "a", "amount": 1"#, Some("application/json")).await.expect("send"))
-        .await
-        .assert_error(400, "bad_request");
-    as_reply(post(r#"{"category": "a", "amount": 1}"#, None).await.expect("send"))
-        .await
-        .assert_error(415, "unsupported_media_type");
-    as_reply(post(r#"{"category": "a", "amount": 1}"#, Some("text/plain")).await.expect("send"))
-        .await
-        .assert_error(415, "unsupported_media_type");
-    let ok = post(r#"{"category": "a", "amount": 1}"#, Some("application/json; charset=utf-8")).await.expect("send");
+    as_reply(
+        post(r#"{"category": "a", "amount": 1"#, Some("application/json"))
+            .await
+            .expect("send"),
+    )
+    .await
+    .assert_error(400, "bad_request");
+    as_reply(
+        post(r#"{"category": "a", "amount": 1}"#, None)
+            .await
+            .expect("send"),
+    )
+    .await
+    .assert_error(415, "unsupported_media_type");
+    as_reply(
+        post(r#"{"category": "a", "amount": 1}"#, Some("text/plain"))
+            .await
+            .expect("send"),
+    )
+    .await
+    .assert_error(415, "unsupported_media_type");
+    let ok = post(
+        r#"{"category": "a", "amount": 1}"#,
+        Some("application/json; charset=utf-8"),
+    )
+    .await
+    .expect("send");
     assert_eq!(ok.status(), StatusCode::CREATED);
-    let big = format!(r#"{{"category": "a", "amount": 1, "description": "{}"}}"#, "x".repeat(1024 * 1024 + 10));
+    let big = format!(
+        r#"{{"category": "a", "amount": 1, "description": "{}"}}"#,
+        "x".repeat(1024 * 1024 + 10)
+    );
     let too_big = app
         .http
         .post(url("/api/expenses"))
@@ -511,7 +752,9 @@ async fn framework_rejections_are_json_errors(backend: Backend) {
         .send()
         .await
         .expect("send");
-    as_reply(too_big).await.assert_error(413, "payload_too_large");
+    as_reply(too_big)
+        .await
+        .assert_error(413, "payload_too_large");
 }
 
 async fn request_id_is_echoed_or_generated(backend: Backend) {
@@ -523,11 +766,23 @@ async fn request_id_is_echoed_or_generated(backend: Backend) {
         .send()
         .await
         .expect("send");
-    assert_eq!(echoed.headers().get("x-request-id").and_then(|v| v.to_str().ok()), Some("trace-me-123"));
+    assert_eq!(
+        echoed
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+        Some("trace-me-123")
+    );
     let a = app.request(Method::GET, "/healthz", None, None).await;
     let b = app.request(Method::GET, "/nowhere", None, None).await;
-    let (a, b) = (a.header("x-request-id").map(str::to_owned), b.header("x-request-id").map(str::to_owned));
-    assert!(a.is_some() && b.is_some() && a != b, "each request gets its own id");
+    let (a, b) = (
+        a.header("x-request-id").map(str::to_owned),
+        b.header("x-request-id").map(str::to_owned),
+    );
+    assert!(
+        a.is_some() && b.is_some() && a != b,
+        "each request gets its own id"
+    );
 }
 
 async fn readiness_reports_database_and_cache(backend: Backend) {
@@ -549,8 +804,13 @@ async fn concurrent_misses_compute_the_summary_once(backend: Backend) {
     let token = app.new_user().await;
     app.add(&token, "Food", json!(3), "2026-11-01").await;
     let before = app.state.summaries.computations();
-    let replies = futures::future::join_all((0..50).map(|_| app.summary(&token, "?from=2026-01-01"))).await;
-    assert_eq!(app.state.summaries.computations() - before, 1, "one computation for 50 concurrent misses");
+    let replies =
+        futures::future::join_all((0..50).map(|_| app.summary(&token, "?from=2026-01-01"))).await;
+    assert_eq!(
+        app.state.summaries.computations() - before,
+        1,
+        "one computation for 50 concurrent misses"
+    );
     for r in &replies {
         assert_eq!(r.body["total"], "3.00");
     }
@@ -569,7 +829,13 @@ async fn cached_summary_matches_the_database_under_concurrent_writes(backend: Ba
             for i in 0..15u64 {
                 let category = ["Food", "food", "Travel", "Rent"][((w + i) % 4) as usize];
                 let cents = 1 + (w * 100 + i) % 997;
-                app.add(&token, category, json!(format!("{}.{:02}", cents / 100, cents % 100)), "2026-11-10").await;
+                app.add(
+                    &token,
+                    category,
+                    json!(format!("{}.{:02}", cents / 100, cents % 100)),
+                    "2026-11-10",
+                )
+                .await;
                 acked.fetch_add(1, Ordering::SeqCst);
                 // A read after one's own write never shows the state before it.
                 let seen_at_least = acked.load(Ordering::SeqCst);
@@ -584,7 +850,10 @@ async fn cached_summary_matches_the_database_under_concurrent_writes(backend: Ba
             for _ in 0..30 {
                 let floor = acked.load(Ordering::SeqCst);
                 let s = app.summary(&token, "").await;
-                assert!(s.body["count"].as_u64().expect("count") >= floor, "stale summary served");
+                assert!(
+                    s.body["count"].as_u64().expect("count") >= floor,
+                    "stale summary served"
+                );
             }
         })
     });
@@ -592,18 +861,29 @@ async fn cached_summary_matches_the_database_under_concurrent_writes(backend: Ba
         task.await.expect("task succeeded");
     }
     let cached = app.summary(&token, "").await;
-    let cached = if cached.header("x-cache") == Some("hit") { cached } else { app.summary(&token, "").await };
+    let cached = if cached.header("x-cache") == Some("hit") {
+        cached
+    } else {
+        app.summary(&token, "").await
+    };
     assert_eq!(cached.header("x-cache"), Some("hit"));
     let me = app.get("/api/auth/me", &token).await;
     let user_id = me.body["id"].as_str().expect("id").parse().expect("uuid");
-    let truth = app.state.store.summary(user_id, None, None).await.expect("database summary");
+    let truth = app
+        .state
+        .store
+        .summary(user_id, None, None)
+        .await
+        .expect("database summary");
     assert_eq!(cached.body, serde_json::to_value(&truth).expect("json"));
     assert_eq!(truth.count, 90);
     let list_total: i64 = {
         let mut sum = 0;
         let mut cursor = String::new();
         loop {
-            let page = app.get(&format!("/api/expenses?limit=200&cursor={cursor}"), &token).await;
+            let page = app
+                .get(&format!("/api/expenses?limit=200&cursor={cursor}"), &token)
+                .await;
             for e in page.body["expenses"].as_array().expect("list") {
                 let m: finance_shared::Money = amount_of(e).parse().expect("money");
                 sum += m.minor();

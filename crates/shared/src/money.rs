@@ -184,7 +184,10 @@ mod tests {
         assert_eq!(Money(5).to_string(), "0.05");
         assert_eq!(Money(-5).to_string(), "-0.05");
         assert_eq!(Money(0).to_string(), "0.00");
-        assert_eq!(serde_json::to_string(&Money(100)).ok().as_deref(), Some("\"1.00\""));
+        assert_eq!(
+            serde_json::to_string(&Money(100)).ok().as_deref(),
+            Some("\"1.00\"")
+        );
     }
 
     #[test]

@@ -81,7 +81,11 @@ impl Passwords {
 
     /// Whether the password matches the hash; `None` stands for an unknown
     /// user and is checked against the dummy hash, always answering `false`.
-    pub async fn verify(&self, password: String, phc: Option<String>) -> Result<bool, PasswordError> {
+    pub async fn verify(
+        &self,
+        password: String,
+        phc: Option<String>,
+    ) -> Result<bool, PasswordError> {
         let known = phc.is_some();
         let phc = phc.unwrap_or_else(|| self.dummy_hash.as_str().to_owned());
         let matches = self.run(move || verify_blocking(&password, &phc)).await?;
@@ -98,7 +102,11 @@ mod tests {
         let passwords = Passwords::new(2)?;
         let phc = passwords.hash("correct horse".into()).await?;
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        assert!(passwords.verify("correct horse".into(), Some(phc.clone())).await?);
+        assert!(
+            passwords
+                .verify("correct horse".into(), Some(phc.clone()))
+                .await?
+        );
         assert!(!passwords.verify("wrong horse".into(), Some(phc)).await?);
         assert!(!passwords.verify("anything".into(), None).await?);
         Ok(())

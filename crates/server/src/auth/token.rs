@@ -100,13 +100,25 @@ mod tests {
         let other = Tokens::new(b"another secret, also 32 bytes ok", Duration::from_secs(60));
         assert!(tokens.verify(&other.issue(Uuid::now_v7())?).is_err());
 
-        let expired = Claims { sub: Uuid::now_v7(), iat: 1, exp: 2 };
-        let expired = jsonwebtoken::encode(&Header::default(), &expired, &EncodingKey::from_secret(SECRET))?;
+        let expired = Claims {
+            sub: Uuid::now_v7(),
+            iat: 1,
+            exp: 2,
+        };
+        let expired = jsonwebtoken::encode(
+            &Header::default(),
+            &expired,
+            &EncodingKey::from_secret(SECRET),
+        )?;
         assert!(tokens.verify(&expired).is_err());
 
         let hs512 = jsonwebtoken::encode(
             &Header::new(Algorithm::HS512),
-            &Claims { sub: Uuid::now_v7(), iat: Utc::now().timestamp(), exp: Utc::now().timestamp() + 60 },
+            &Claims {
+                sub: Uuid::now_v7(),
+                iat: Utc::now().timestamp(),
+                exp: Utc::now().timestamp() + 60,
+            },
             &EncodingKey::from_secret(SECRET),
         )?;
         assert!(tokens.verify(&hs512).is_err());

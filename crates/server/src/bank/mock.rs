@@ -40,7 +40,8 @@ impl MockBank {
         let mut rng = ChaCha8Rng::seed_from_u64(request.seed as u64);
         (0..request.count)
             .map(|i| {
-                let (merchant, category, low, high) = MERCHANTS[rng.random_range(0..MERCHANTS.len())];
+                let (merchant, category, low, high) =
+                    MERCHANTS[rng.random_range(0..MERCHANTS.len())];
                 let days_ago = rng.random_range(0..30u64);
                 let spent_on = request
                     .today
@@ -84,8 +85,14 @@ mod tests {
 
     #[test]
     fn same_seed_same_transactions() {
-        assert_eq!(MockBank::transactions(request(7, 50)), MockBank::transactions(request(7, 50)));
-        assert_ne!(MockBank::transactions(request(7, 5)), MockBank::transactions(request(8, 5)));
+        assert_eq!(
+            MockBank::transactions(request(7, 50)),
+            MockBank::transactions(request(7, 50))
+        );
+        assert_ne!(
+            MockBank::transactions(request(7, 5)),
+            MockBank::transactions(request(8, 5))
+        );
     }
 
     #[test]

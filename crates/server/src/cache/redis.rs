@@ -55,10 +55,7 @@ impl RedisCache {
     }
 
     /// Runs one command under the deadline, noting outages and recoveries.
-    async fn run<T>(
-        &self,
-        command: impl Future<Output = redis::RedisResult<T>>,
-    ) -> Option<T> {
+    async fn run<T>(&self, command: impl Future<Output = redis::RedisResult<T>>) -> Option<T> {
         let outcome = match tokio::time::timeout(self.timeout, command).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(e.to_string()),
@@ -97,7 +94,9 @@ impl CacheBackend for RedisCache {
     async fn set(&self, key: &str, value: Bytes) {
         let key = format!("{}{key}", self.prefix);
         let mut conn = self.manager.clone();
-        let _: Option<()> = self.run(conn.set_ex(key, value.as_ref(), self.ttl_secs)).await;
+        let _: Option<()> = self
+            .run(conn.set_ex(key, value.as_ref(), self.ttl_secs))
+            .await;
     }
 
     async fn is_up(&self) -> bool {

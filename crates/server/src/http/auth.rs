@@ -37,12 +37,16 @@ pub async fn register(
     let password = body.check("password", password, |p| validate::password(&p).map(|()| p));
     body.finish()?;
     let (Some(email), Some(password)) = (email, password) else {
-        return Err(ApiError::BadRequest("email and password are required".into()));
+        return Err(ApiError::BadRequest(
+            "email and password are required".into(),
+        ));
     };
     let hash = state.passwords.hash(password).await?;
     let user = match state.store.create_user(&email, &hash).await {
         Err(StoreError::Conflict) => {
-            return Err(ApiError::Conflict("an account with this email already exists"));
+            return Err(ApiError::Conflict(
+                "an account with this email already exists",
+            ));
         }
         other => other?,
     };
@@ -59,7 +63,9 @@ pub async fn login(
     let password: Option<String> = body.required("password", "a string");
     body.finish()?;
     let (Some(email), Some(password)) = (email, password) else {
-        return Err(ApiError::BadRequest("email and password are required".into()));
+        return Err(ApiError::BadRequest(
+            "email and password are required".into(),
+        ));
     };
     let email = email.trim().to_lowercase();
     let credentials = state.store.user_credentials(&email).await?;

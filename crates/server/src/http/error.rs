@@ -53,9 +53,17 @@ impl ApiError {
                 "some fields are invalid; see fields".to_owned(),
             ),
             Unauthorized(_) => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message),
-            NotFound => (StatusCode::NOT_FOUND, ErrorCode::NotFound, "not found".to_owned()),
+            NotFound => (
+                StatusCode::NOT_FOUND,
+                ErrorCode::NotFound,
+                "not found".to_owned(),
+            ),
             Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict, message),
-            PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge, message),
+            PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::PayloadTooLarge,
+                message,
+            ),
             UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 ErrorCode::UnsupportedMediaType,
@@ -92,7 +100,15 @@ impl IntoResponse for ApiError {
             ApiError::Validation(fields) => Some(fields),
             _ => None,
         };
-        let mut response = (status, Json(ErrorBody { error, message, fields })).into_response();
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                error,
+                message,
+                fields,
+            }),
+        )
+            .into_response();
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

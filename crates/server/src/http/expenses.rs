@@ -29,13 +29,17 @@ pub async fn create(
     let amount = body.check("amount", amount, validate::amount);
     let description: Option<String> = body.optional("description", "a string or null");
     let description = match description {
-        Some(d) => body.check("description", Some(d), |d| validate::description(&d).map(|()| d)),
+        Some(d) => body.check("description", Some(d), |d| {
+            validate::description(&d).map(|()| d)
+        }),
         None => None,
     };
     let spent_on: Option<NaiveDate> = body.optional("spent_on", "a date (YYYY-MM-DD)");
     body.finish()?;
     let (Some(category), Some(amount)) = (category, amount) else {
-        return Err(ApiError::BadRequest("category and amount are required".into()));
+        return Err(ApiError::BadRequest(
+            "category and amount are required".into(),
+        ));
     };
     let input = ExpenseInput {
         category,
@@ -46,7 +50,12 @@ pub async fn create(
     let expense = state.store.create_expense(auth.id, input).await?;
     let location = HeaderValue::from_str(&format!("/api/expenses/{}", expense.id))
         .map_err(|e| ApiError::Internal(e.into()))?;
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(expense)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(expense),
+    )
+        .into_response())
 }
 
 /// `GET /api/expenses/{id}`
@@ -90,7 +99,9 @@ pub async fn list(
     let after = match query.cursor.as_deref() {
         None | Some("") => None,
         Some(c) => Some(Cursor::decode(c).ok_or_else(|| {
-            ApiError::BadRequest("invalid query string: cursor is not one this server issued".into())
+            ApiError::BadRequest(
+                "invalid query string: cursor is not one this server issued".into(),
+            )
         })?),
     };
     let filter = ListFilter {
@@ -107,7 +118,10 @@ pub async fn list(
     } else {
         None
     };
-    Ok(Json(ExpensePage { expenses, next_cursor }))
+    Ok(Json(ExpensePage {
+        expenses,
+        next_cursor,
+    }))
 }
 
 /// `GET /api/expenses/summary`, served from the cache when it can be.
@@ -130,7 +144,10 @@ pub async fn summary(
         .await?;
     Ok((
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
             (
                 header::HeaderName::from_static("x-cache"),
                 HeaderValue::from_static(outcome.header_value()),

@@ -27,14 +27,18 @@ impl FromRequestParts<AppState> for AuthUser {
         let header = parts
             .headers
             .get(header::AUTHORIZATION)
-            .ok_or(ApiError::Unauthorized("missing Authorization: Bearer token"))?;
+            .ok_or(ApiError::Unauthorized(
+                "missing Authorization: Bearer token",
+            ))?;
         let token = header
             .to_str()
             .ok()
             .and_then(|h| h.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim())
-            .ok_or(ApiError::Unauthorized("Authorization must be: Bearer <token>"))?;
+            .ok_or(ApiError::Unauthorized(
+                "Authorization must be: Bearer <token>",
+            ))?;
         let claims = state
             .tokens
             .verify(token)
@@ -50,8 +54,14 @@ fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
     let Some(mime) = content_type.and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let essence = mime.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = mime
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 impl<S: Send + Sync> FromRequest<S> for JsonObject {
@@ -85,7 +95,10 @@ pub struct Fields {
 
 impl Fields {
     fn new(map: Map<String, Value>) -> Self {
-        Fields { map, errors: BTreeMap::new() }
+        Fields {
+            map,
+            errors: BTreeMap::new(),
+        }
     }
 
     /// A field that must be present and not null.
@@ -107,7 +120,12 @@ impl Fields {
         }
     }
 
-    fn decode<T: DeserializeOwned>(&mut self, name: &str, value: Value, expected: &str) -> Option<T> {
+    fn decode<T: DeserializeOwned>(
+        &mut self,
+        name: &str,
+        value: Value,
+        expected: &str,
+    ) -> Option<T> {
         match serde_json::from_value(value) {
             Ok(v) => Some(v),
             // The money type's own reasons are phrased for the client; serde's are not.
@@ -140,7 +158,9 @@ impl Fields {
 
     /// Records a problem with a field (the first one wins).
     pub fn reject(&mut self, name: &str, reason: impl Into<String>) {
-        self.errors.entry(name.to_owned()).or_insert_with(|| reason.into());
+        self.errors
+            .entry(name.to_owned())
+            .or_insert_with(|| reason.into());
     }
 
     /// `Err(422)` if any field was rejected.

@@ -9,7 +9,9 @@ use crate::AppState;
 
 /// `GET /healthz`: the process is up.
 pub async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok".to_owned() })
+    Json(Health {
+        status: "ok".to_owned(),
+    })
 }
 
 /// `GET /readyz`: 503 only when the database does not answer.
@@ -21,7 +23,11 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
         _ if backend.is_up().await => "up",
         _ => "down",
     };
-    let status = if database_up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if database_up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (
         status,
         Json(Readiness {

@@ -57,6 +57,9 @@ mod tests {
         };
         assert_eq!(Cursor::decode(&c.encode()), Some(c));
         assert_eq!(Cursor::decode("not a cursor"), None);
-        assert_eq!(Cursor::decode(&URL_SAFE_NO_PAD.encode("2026-01-01|1|x")), None);
+        assert_eq!(
+            Cursor::decode(&URL_SAFE_NO_PAD.encode("2026-01-01|1|x")),
+            None
+        );
     }
 }

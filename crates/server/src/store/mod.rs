@@ -117,8 +117,11 @@ pub trait Store: Send + Sync + 'static {
     async fn user(&self, id: Uuid) -> Result<Option<User>, StoreError>;
 
     /// Writes one manual expense.
-    async fn create_expense(&self, user_id: Uuid, input: ExpenseInput)
-    -> Result<Expense, StoreError>;
+    async fn create_expense(
+        &self,
+        user_id: Uuid,
+        input: ExpenseInput,
+    ) -> Result<Expense, StoreError>;
 
     /// One of the user's expenses.
     async fn expense(&self, user_id: Uuid, id: Uuid) -> Result<Option<Expense>, StoreError>;

@@ -26,7 +26,9 @@ impl PgStore {
             .acquire_timeout(pool.acquire_timeout)
             .connect(url)
             .await?;
-        sqlx::migrate!("../../migrations/postgres").run(&pool).await?;
+        sqlx::migrate!("../../migrations/postgres")
+            .run(&pool)
+            .await?;
         Ok(PgStore { pool })
     }
 }
@@ -147,12 +149,11 @@ impl Store for PgStore {
     }
 
     async fn user_credentials(&self, email: &str) -> Result<Option<UserCredentials>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, email, created_at, password_hash FROM users WHERE email = $1",
-        )
-        .bind(email)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row =
+            sqlx::query("SELECT id, email, created_at, password_hash FROM users WHERE email = $1")
+                .bind(email)
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(|row| {
             Ok::<_, sqlx::Error>(UserCredentials {
                 user: user_from_row(&row)?,
@@ -236,8 +237,9 @@ impl Store for PgStore {
             .bind(filter.to)
             .bind(i64::from(filter.limit));
         if let Some(after) = filter.after {
-            let created_at: DateTime<Utc> = DateTime::from_timestamp_micros(after.created_at_micros)
-                .ok_or_else(|| StoreError::Other(sqlx::Error::Decode("bad cursor".into())))?;
+            let created_at: DateTime<Utc> =
+                DateTime::from_timestamp_micros(after.created_at_micros)
+                    .ok_or_else(|| StoreError::Other(sqlx::Error::Decode("bad cursor".into())))?;
             query = query.bind(after.spent_on).bind(created_at).bind(after.id);
         }
         let rows = query.fetch_all(&self.pool).await?;

@@ -29,7 +29,6 @@ pub struct SqliteStore {
     readers: SqlitePool,
 }
 
-
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies the migrations.
     pub async fn connect(url: &str, pool: &PoolSettings) -> anyhow::Result<Self> {
@@ -181,10 +180,11 @@ impl Store for SqliteStore {
     }
 
     async fn user_credentials(&self, email: &str) -> Result<Option<UserCredentials>, StoreError> {
-        let row = sqlx::query("SELECT id, email, created_at, password_hash FROM users WHERE email = ?")
-            .bind(email)
-            .fetch_optional(&self.readers)
-            .await?;
+        let row =
+            sqlx::query("SELECT id, email, created_at, password_hash FROM users WHERE email = ?")
+                .bind(email)
+                .fetch_optional(&self.readers)
+                .await?;
         row.map(|row| {
             Ok::<_, sqlx::Error>(UserCredentials {
                 user: user_from_row(&row)?,
@@ -225,13 +225,11 @@ impl Store for SqliteStore {
     }
 
     async fn expense(&self, user_id: Uuid, id: Uuid) -> Result<Option<Expense>, StoreError> {
-        let row = sqlx::query(
-            concat!(
+        let row = sqlx::query(concat!(
             "SELECT ",
             expense_columns!(),
             " FROM expenses WHERE id = ? AND user_id = ?"
-        ),
-        )
+        ))
         .bind(id)
         .bind(user_id)
         .fetch_optional(&self.readers)

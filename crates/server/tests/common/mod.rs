@@ -43,9 +43,11 @@ pub fn redis_url() -> String {
 /// Databases left by runs more than an hour old are dropped on the way.
 pub async fn fresh_postgres_database() -> String {
     let admin = postgres_admin_url();
-    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
-        panic!("cannot reach PostgreSQL at {admin}: {e}; start it or set {POSTGRES_VAR}")
-    });
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("cannot reach PostgreSQL at {admin}: {e}; start it or set {POSTGRES_VAR}")
+        });
     let now = chrono::Utc::now().timestamp();
     let names: Vec<String> =
         sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'finance_t_%'")
@@ -53,10 +55,16 @@ pub async fn fresh_postgres_database() -> String {
             .await
             .expect("list test databases");
     for name in names {
-        let created: i64 = name.split('_').nth(2).and_then(|t| t.parse().ok()).unwrap_or(now);
+        let created: i64 = name
+            .split('_')
+            .nth(2)
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(now);
         if now - created > 3600 {
             let _ = conn
-                .execute(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                .execute(AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
                 .await;
         }
     }
@@ -119,7 +127,10 @@ impl Spec {
             cache_ttl: Duration::from_secs(60),
             jwt_secret: Secret::new(SECRET),
             token_ttl: Duration::from_secs(3600),
-            pool: PoolSettings { max_connections: 8, acquire_timeout: Duration::from_secs(5) },
+            pool: PoolSettings {
+                max_connections: 8,
+                acquire_timeout: Duration::from_secs(5),
+            },
             password_concurrency: 2,
         }
     }
@@ -157,9 +168,22 @@ impl Reply {
 
     /// Asserts the status and the JSON error code.
     pub fn assert_error(&self, status: u16, code: &str) {
-        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
-        assert_eq!(self.body["error"], code, "unexpected error code; body: {}", self.body);
-        assert!(self.body["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", self.body);
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        assert_eq!(
+            self.body["error"], code,
+            "unexpected error code; body: {}",
+            self.body
+        );
+        assert!(
+            self.body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{}",
+            self.body
+        );
         assert!(self.header("x-request-id").is_some(), "no X-Request-Id");
         assert_eq!(self.header("content-type"), Some("application/json"));
     }
@@ -176,8 +200,12 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// Starts a server as the spec says (several may share one spec).
 pub async fn start(spec: &Spec) -> TestApp {
-    let state = AppState::from_settings(&spec.settings()).await.expect("server state");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let state = AppState::from_settings(&spec.settings())
+        .await
+        .expect("server state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("local address");
     let (tx, rx) = oneshot::channel::<()>();
     let serving = state.clone();
@@ -204,7 +232,13 @@ pub fn unique_email() -> String {
 }
 
 impl TestApp {
-    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             req = req.bearer_auth(token);
@@ -217,7 +251,11 @@ impl TestApp {
         let headers = res.headers().clone();
         let text = res.text().await.expect("response body");
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Reply { status, headers, body }
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Reply {
@@ -230,15 +268,28 @@ impl TestApp {
 
     /// Registers a user with a fresh email; returns the access token.
     pub async fn new_user(&self) -> String {
-        self.register(&unique_email(), "correct horse battery").await
+        self.register(&unique_email(), "correct horse battery")
+            .await
     }
 
     pub async fn register(&self, email: &str, password: &str) -> String {
         let reply = self
-            .post("/api/auth/register", None, json!({"email": email, "password": password}))
+            .post(
+                "/api/auth/register",
+                None,
+                json!({"email": email, "password": password}),
+            )
             .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "register: {}", reply.body);
-        reply.body["access_token"].as_str().expect("access_token").to_owned()
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "register: {}",
+            reply.body
+        );
+        reply.body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
     }
 
     /// Adds an expense; returns it.
@@ -250,12 +301,19 @@ impl TestApp {
                 json!({"category": category, "amount": amount, "spent_on": spent_on}),
             )
             .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "add expense: {}", reply.body);
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "add expense: {}",
+            reply.body
+        );
         reply.body
     }
 
     pub async fn summary(&self, token: &str, query: &str) -> Reply {
-        let reply = self.get(&format!("/api/expenses/summary{query}"), token).await;
+        let reply = self
+            .get(&format!("/api/expenses/summary{query}"), token)
+            .await;
         assert_eq!(reply.status, StatusCode::OK, "summary: {}", reply.body);
         reply
     }

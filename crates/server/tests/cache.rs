@@ -1,0 +1,156 @@
+//! The summary cache across instances and through a Redis outage.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Spec, fresh_postgres_database, redis_settings, start};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summary_reflects_write_on_other_instance() {
+    let spec = Spec {
+        database_url: fresh_postgres_database().await,
+        redis: Some(redis_settings().await),
+    };
+    let a = start(&spec).await;
+    let b = start(&spec).await;
+    let token = a.new_user().await;
+    a.add(&token, "Food", json!("10.00"), "2026-11-01").await;
+
+    let first = a.summary(&token, "").await;
+    assert_eq!(first.header("x-cache"), Some("miss"));
+    let shared = b.summary(&token, "").await;
+    assert_eq!(
+        shared.header("x-cache"),
+        Some("hit"),
+        "the cache is shared through Redis"
+    );
+    assert_eq!(shared.body["total"], "10.00");
+
+    for round in 1..=5 {
+        b.add(&token, "Food", json!("1.00"), "2026-11-02").await;
+        let seen = a.summary(&token, "").await;
+        let cents = 1000 + 100 * round + 50 * (round - 1);
+        let expected = format!("{}.{:02}", cents / 100, cents % 100);
+        assert_eq!(
+            seen.body["total"], expected,
+            "instance A sees B's write at once"
+        );
+        a.add(&token, "Travel", json!("0.50"), "2026-11-03").await;
+        let seen = b.summary(&token, "").await;
+        assert_eq!(
+            seen.body["count"],
+            1 + 2 * round,
+            "instance B sees A's write at once"
+        );
+    }
+}
+
+/// A Redis of the test's own on a spare port, so it can be stopped.
+struct OwnRedis {
+    port: u16,
+    child: Option<tokio::process::Child>,
+}
+
+impl OwnRedis {
+    async fn start_on(port: u16) -> OwnRedis {
+        let child = tokio::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server is installed (Debian package redis-server)");
+        let redis = OwnRedis {
+            port,
+            child: Some(child),
+        };
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return redis;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not start on port {port}");
+    }
+
+    async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.expect("kill redis-server");
+        }
+    }
+}
+
+fn spare_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a spare port")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_degrades_to_the_database_and_recovers() {
+    let port = spare_port();
+    let mut redis = OwnRedis::start_on(port).await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut settings = redis_settings().await;
+    settings.url = format!("redis://127.0.0.1:{port}");
+    let spec = Spec {
+        database_url: format!("sqlite:{}", dir.path().join("finance.db").display()),
+        redis: Some(settings),
+    };
+    let app = start(&spec).await;
+    let token = app.new_user().await;
+    app.add(&token, "Food", json!(1), "2026-11-01").await;
+    assert_eq!(
+        app.summary(&token, "").await.header("x-cache"),
+        Some("miss")
+    );
+    assert_eq!(app.summary(&token, "").await.header("x-cache"), Some("hit"));
+
+    redis.stop().await;
+    for i in 2..=21 {
+        app.add(&token, "Food", json!(1), "2026-11-01").await;
+        let s = app.summary(&token, "").await;
+        assert_eq!(s.status, StatusCode::OK);
+        assert_eq!(s.header("x-cache"), Some("miss"));
+        assert_eq!(s.body["count"], i, "exact while Redis is down");
+    }
+    let ready = app.request(Method::GET, "/readyz", None, None).await;
+    assert_eq!(
+        ready.status,
+        StatusCode::OK,
+        "a down cache does not make the instance unready"
+    );
+    assert_eq!(ready.body["cache"], "down");
+
+    let _redis = OwnRedis::start_on(redis.port).await;
+    let mut recovered = false;
+    for _ in 0..100 {
+        let s = app.summary(&token, "").await;
+        assert_eq!(s.body["count"], 21);
+        if s.header("x-cache") == Some("hit") {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "the cache serves hits again once Redis is back");
+    let ready = app.request(Method::GET, "/readyz", None, None).await;
+    assert_eq!(ready.body["cache"], "up");
+    app.add(&token, "Food", json!(1), "2026-11-01").await;
+    assert_eq!(app.summary(&token, "").await.body["count"], 22);
+}
