@@ -3,10 +3,12 @@
 //! Every command has a short deadline: with the crate's defaults a request
 //! could wait minutes for a Redis that has died. A failure is logged once
 //! when the outage starts and once when it ends, not on every request; the
-//! connection manager reconnects by itself.
+//! connection manager reconnects by itself. While Redis is down, only one
+//! probe per [`PROBE_INTERVAL`] goes to it; other requests skip the cache at
+//! once instead of each waiting out a deadline.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use axum::body::Bytes;
@@ -26,6 +28,9 @@ pub struct RedisSettings {
     pub timeout: Duration,
 }
 
+/// How often a down Redis is tried again.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+
 /// The Redis cache.
 pub struct RedisCache {
     manager: ConnectionManager,
@@ -33,6 +38,10 @@ pub struct RedisCache {
     ttl_secs: u64,
     timeout: Duration,
     up: AtomicBool,
+    /// Reference point of `next_probe_ms`.
+    started: Instant,
+    /// While down: milliseconds after `started` before which Redis is not tried.
+    next_probe_ms: AtomicU64,
 }
 
 impl RedisCache {
@@ -51,11 +60,32 @@ impl RedisCache {
             ttl_secs: settings.ttl.as_secs().max(1),
             timeout: settings.timeout,
             up: AtomicBool::new(true),
+            started: Instant::now(),
+            next_probe_ms: AtomicU64::new(0),
         })
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// While Redis is down: whether this request is the one to try it again.
+    fn take_probe(&self) -> bool {
+        let now = self.elapsed_ms();
+        let due = self.next_probe_ms.load(Ordering::Relaxed);
+        let next = now.saturating_add(PROBE_INTERVAL.as_millis() as u64);
+        now >= due
+            && self
+                .next_probe_ms
+                .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// Runs one command under the deadline, noting outages and recoveries.
     async fn run<T>(&self, command: impl Future<Output = redis::RedisResult<T>>) -> Option<T> {
+        if !self.up.load(Ordering::Relaxed) && !self.take_probe() {
+            return None;
+        }
         let outcome = match tokio::time::timeout(self.timeout, command).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(e.to_string()),
@@ -69,6 +99,9 @@ impl RedisCache {
                 Some(value)
             }
             Err(reason) => {
+                let retry_at = self.started.elapsed() + PROBE_INTERVAL;
+                self.next_probe_ms
+                    .store(retry_at.as_millis() as u64, Ordering::Relaxed);
                 if self.up.swap(false, Ordering::Relaxed) {
                     tracing::warn!(%reason, "redis cache unavailable; serving from the database until it returns");
                 }
