@@ -1,0 +1,804 @@
+//! The dashboard's state and how keys and answers change it. No I/O here:
+//! `update` returns the [`Command`]s for the runtime to carry out.
+
+use chrono::NaiveDate;
+use finance_shared::{
+    AuthResponse, Credentials, Expense, ExpensePage, ImportResult, Money, NewExpense, Summary,
+    validate,
+};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use crate::api::ApiError;
+
+/// Rows from the end of the table at which the next page is fetched.
+const LOAD_MORE_MARGIN: usize = 5;
+
+/// Work for the runtime: network calls and the session file.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    Authenticate {
+        credentials: Credentials,
+        register: bool,
+    },
+    /// Summary and first page.
+    Refresh,
+    LoadMore {
+        cursor: String,
+    },
+    AddExpense(NewExpense),
+    Import,
+    /// Keep the session after a login.
+    SaveSession(AuthResponse),
+    /// Forget the session (logout, or the server refused the token).
+    DeleteSession,
+}
+
+/// Something that happened: a key, a resize, or an answer from the server.
+#[derive(Debug)]
+pub enum Msg {
+    Key(KeyEvent),
+    Resize,
+    Authenticated(Result<AuthResponse, ApiError>),
+    Refreshed(Result<(Summary, ExpensePage), ApiError>),
+    MoreLoaded(Result<ExpensePage, ApiError>),
+    Added(Result<Expense, ApiError>),
+    Imported(Result<ImportResult, ApiError>),
+}
+
+/// Which login field has the cursor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LoginField {
+    #[default]
+    Email,
+    Password,
+}
+
+/// The login (or register) form.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoginForm {
+    pub email: String,
+    pub password: String,
+    pub focus: LoginField,
+    pub register: bool,
+    pub email_error: Option<String>,
+    pub password_error: Option<String>,
+    /// A problem that concerns neither field (server unreachable).
+    pub error: Option<String>,
+}
+
+/// The fields of the add-expense form, in order.
+pub const EXPENSE_FIELDS: [&str; 4] = ["Category", "Amount", "Description", "Date"];
+
+/// The add-expense form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpenseForm {
+    /// Category, amount, description, date.
+    pub values: [String; 4],
+    pub errors: [Option<String>; 4],
+    pub focus: usize,
+}
+
+impl ExpenseForm {
+    fn new(today: NaiveDate) -> Self {
+        ExpenseForm {
+            values: [
+                String::new(),
+                String::new(),
+                String::new(),
+                today.to_string(),
+            ],
+            errors: Default::default(),
+            focus: 0,
+        }
+    }
+
+    /// The request, or the reason each bad field is bad (same rules as the server).
+    fn validate(&mut self) -> Option<NewExpense> {
+        self.errors = Default::default();
+        let [category, amount, description, date] = &self.values;
+        let category = validate::category(category)
+            .map_err(|e| self.errors[0] = Some(format!("Category {e}")));
+        let amount = match amount.trim().parse::<Money>() {
+            Ok(m) => validate::amount(m).map_err(|e| self.errors[1] = Some(format!("Amount {e}"))),
+            Err(e) => Err(self.errors[1] = Some(format!("Amount {e}"))),
+        };
+        let description = if description.is_empty() {
+            Ok(None)
+        } else {
+            validate::description(description)
+                .map(|()| Some(description.clone()))
+                .map_err(|e| self.errors[2] = Some(format!("Description {e}")))
+        };
+        let spent_on = NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d")
+            .map_err(|_| self.errors[3] = Some("Date must be YYYY-MM-DD".to_owned()));
+        Some(NewExpense {
+            category: category.ok()?,
+            amount: amount.ok()?,
+            description: description.ok()?,
+            spent_on: Some(spent_on.ok()?),
+        })
+    }
+}
+
+/// What is on screen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Screen {
+    Login(LoginForm),
+    Dashboard,
+}
+
+/// A window over the dashboard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Overlay {
+    None,
+    AddExpense(ExpenseForm),
+    Help,
+}
+
+/// Whether the status line reports success or trouble.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tone {
+    Info,
+    Error,
+}
+
+/// The whole state of the dashboard.
+#[derive(Clone, Debug)]
+pub struct App {
+    pub server: String,
+    pub screen: Screen,
+    pub overlay: Overlay,
+    pub email: String,
+    pub summary: Option<Summary>,
+    pub expenses: Vec<Expense>,
+    pub next_cursor: Option<String>,
+    pub selected: usize,
+    pub status: (Tone, String),
+    /// Requests under way (shows the working indicator).
+    pub in_flight: usize,
+    pub loading_more: bool,
+    pub today: NaiveDate,
+    pub should_quit: bool,
+}
+
+impl App {
+    /// The login screen.
+    pub fn logged_out(server: &str, today: NaiveDate, message: Option<String>) -> Self {
+        let tone = if message.is_some() {
+            Tone::Error
+        } else {
+            Tone::Info
+        };
+        App {
+            server: server.to_owned(),
+            screen: Screen::Login(LoginForm::default()),
+            overlay: Overlay::None,
+            email: String::new(),
+            summary: None,
+            expenses: Vec::new(),
+            next_cursor: None,
+            selected: 0,
+            status: (tone, message.unwrap_or_else(|| format!("Server: {server}"))),
+            in_flight: 0,
+            loading_more: false,
+            today,
+            should_quit: false,
+        }
+    }
+
+    /// The dashboard of a logged-in user, with its first load under way.
+    pub fn logged_in(server: &str, email: &str, today: NaiveDate) -> (Self, Vec<Command>) {
+        let mut app = App::logged_out(server, today, None);
+        app.screen = Screen::Dashboard;
+        app.email = email.to_owned();
+        app.status = (Tone::Info, "Loading…".to_owned());
+        app.in_flight = 1;
+        (app, vec![Command::Refresh])
+    }
+
+    /// Categories the user has used, for completion.
+    pub fn categories(&self) -> impl Iterator<Item = &str> {
+        self.summary
+            .iter()
+            .flat_map(|s| s.categories.iter().map(|c| c.category.as_str()))
+    }
+
+    /// The completion of the category typed so far: the rest of the first match.
+    pub fn completion(&self, typed: &str) -> Option<String> {
+        if typed.is_empty() {
+            return None;
+        }
+        let lower = typed.to_lowercase();
+        let mut names: Vec<&str> = self.categories().collect();
+        names.sort_unstable();
+        names
+            .into_iter()
+            .find(|c| c.to_lowercase().starts_with(&lower) && c.len() > typed.len())
+            .and_then(|c| c.get(typed.len()..).map(str::to_owned))
+    }
+
+    fn set_status(&mut self, tone: Tone, text: impl Into<String>) {
+        self.status = (tone, text.into());
+    }
+
+    /// Applies one event; returns the work it calls for.
+    pub fn update(&mut self, msg: Msg) -> Vec<Command> {
+        match msg {
+            Msg::Key(key) => self.on_key(key),
+            Msg::Resize => Vec::new(),
+            Msg::Authenticated(result) => self.on_authenticated(result),
+            Msg::Refreshed(result) => {
+                self.done();
+                match result {
+                    Ok((summary, page)) => {
+                        self.set_status(
+                            Tone::Info,
+                            format!(
+                                "Loaded {} categories, {} recent expenses",
+                                summary.categories.len(),
+                                page.expenses.len()
+                            ),
+                        );
+                        self.summary = Some(summary);
+                        self.expenses = page.expenses;
+                        self.next_cursor = page.next_cursor;
+                        self.selected = self.selected.min(self.expenses.len().saturating_sub(1));
+                        Vec::new()
+                    }
+                    Err(e) => self.on_error(e),
+                }
+            }
+            Msg::MoreLoaded(result) => {
+                self.done();
+                self.loading_more = false;
+                match result {
+                    Ok(page) => {
+                        self.expenses.extend(page.expenses);
+                        self.next_cursor = page.next_cursor;
+                        Vec::new()
+                    }
+                    Err(e) => self.on_error(e),
+                }
+            }
+            Msg::Added(result) => {
+                self.done();
+                match result {
+                    Ok(expense) => {
+                        self.set_status(
+                            Tone::Info,
+                            format!(
+                                "Added {} {} on {}",
+                                expense.category, expense.amount, expense.spent_on
+                            ),
+                        );
+                        self.overlay = Overlay::None;
+                        self.insert_expense(expense);
+                        self.start(Command::Refresh)
+                    }
+                    Err(ApiError::Refused { status: 422, body }) => {
+                        if let Overlay::AddExpense(form) = &mut self.overlay {
+                            for (name, reason) in body.fields.unwrap_or_default() {
+                                let i = match name.as_str() {
+                                    "category" => 0,
+                                    "amount" => 1,
+                                    "description" => 2,
+                                    _ => 3,
+                                };
+                                form.errors[i] = Some(format!("{} {reason}", EXPENSE_FIELDS[i]));
+                            }
+                        }
+                        self.set_status(
+                            Tone::Error,
+                            "The server refused the expense; see the form",
+                        );
+                        Vec::new()
+                    }
+                    Err(e) => self.on_error(e),
+                }
+            }
+            Msg::Imported(result) => {
+                self.done();
+                match result {
+                    Ok(r) => {
+                        self.set_status(
+                            Tone::Info,
+                            format!("Imported {}, skipped {}", r.imported, r.skipped),
+                        );
+                        self.start(Command::Refresh)
+                    }
+                    Err(e) => self.on_error(e),
+                }
+            }
+        }
+    }
+
+    fn start(&mut self, command: Command) -> Vec<Command> {
+        self.in_flight += 1;
+        vec![command]
+    }
+
+    fn done(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
+    /// Puts a new expense where the list's order (newest first) wants it.
+    fn insert_expense(&mut self, expense: Expense) {
+        let key = |e: &Expense| (e.spent_on, e.created_at, e.id);
+        let at = self.expenses.partition_point(|e| key(e) > key(&expense));
+        if at < self.expenses.len() || self.next_cursor.is_none() {
+            self.expenses.insert(at, expense);
+        }
+    }
+
+    fn on_error(&mut self, error: ApiError) -> Vec<Command> {
+        if error.is_unauthorized() && self.screen == Screen::Dashboard {
+            *self = App::logged_out(
+                &self.server,
+                self.today,
+                Some("Your session has ended; log in again".into()),
+            );
+            return vec![Command::DeleteSession];
+        }
+        self.set_status(Tone::Error, error.to_string());
+        Vec::new()
+    }
+
+    fn on_authenticated(&mut self, result: Result<AuthResponse, ApiError>) -> Vec<Command> {
+        self.done();
+        let Screen::Login(form) = &mut self.screen else {
+            return Vec::new();
+        };
+        match result {
+            Ok(auth) => {
+                let (app, mut commands) =
+                    App::logged_in(&self.server, &auth.user.email, self.today);
+                *self = app;
+                self.set_status(Tone::Info, format!("Logged in as {}", auth.user.email));
+                commands.insert(0, Command::SaveSession(auth));
+                commands
+            }
+            Err(ApiError::Refused { status, body }) => {
+                match status {
+                    401 => form.password_error = Some("Wrong email or password".into()),
+                    409 => {
+                        form.email_error =
+                            Some("This email already has an account; Ctrl-R to log in".into())
+                    }
+                    422 => {
+                        let fields = body.fields.unwrap_or_default();
+                        form.email_error = fields.get("email").map(|r| format!("Email {r}"));
+                        form.password_error =
+                            fields.get("password").map(|r| format!("Password {r}"));
+                    }
+                    _ => form.error = Some(body.message.clone()),
+                }
+                self.status = (Tone::Error, body.message);
+                Vec::new()
+            }
+            Err(e) => {
+                form.error = Some(e.to_string());
+                self.status = (Tone::Error, e.to_string());
+                Vec::new()
+            }
+        }
+    }
+
+    fn on_key(&mut self, key: KeyEvent) -> Vec<Command> {
+        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+            self.should_quit = true;
+            return Vec::new();
+        }
+        if let Screen::Login(_) = self.screen {
+            return self.on_login_key(key);
+        }
+        match &self.overlay {
+            Overlay::Help => {
+                self.overlay = Overlay::None;
+                Vec::new()
+            }
+            Overlay::AddExpense(_) => self.on_form_key(key),
+            Overlay::None => self.on_dashboard_key(key),
+        }
+    }
+
+    fn on_login_key(&mut self, key: KeyEvent) -> Vec<Command> {
+        let busy = self.in_flight > 0;
+        let Screen::Login(form) = &mut self.screen else {
+            return Vec::new();
+        };
+        let field = match form.focus {
+            LoginField::Email => &mut form.email,
+            LoginField::Password => &mut form.password,
+        };
+        match key.code {
+            KeyCode::Esc => self.should_quit = true,
+            KeyCode::Char('r') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+                form.register = !form.register;
+                form.email_error = None;
+                form.password_error = None;
+            }
+            KeyCode::Tab | KeyCode::BackTab | KeyCode::Up | KeyCode::Down => {
+                form.focus = match form.focus {
+                    LoginField::Email => LoginField::Password,
+                    LoginField::Password => LoginField::Email,
+                };
+            }
+            KeyCode::Backspace => {
+                field.pop();
+            }
+            KeyCode::Char(c) => field.push(c),
+            KeyCode::Enter if !busy => {
+                form.error = None;
+                form.email_error = validate::email(&form.email)
+                    .err()
+                    .map(|e| format!("Email {e}"));
+                form.password_error = if form.register {
+                    validate::password(&form.password)
+                        .err()
+                        .map(|e| format!("Password {e}"))
+                } else if form.password.is_empty() {
+                    Some("Password is required".into())
+                } else {
+                    None
+                };
+                if form.email_error.is_none() && form.password_error.is_none() {
+                    let command = Command::Authenticate {
+                        credentials: Credentials {
+                            email: form.email.trim().to_owned(),
+                            password: form.password.clone(),
+                        },
+                        register: form.register,
+                    };
+                    let verb = if form.register {
+                        "Registering"
+                    } else {
+                        "Logging in"
+                    };
+                    self.status = (Tone::Info, format!("{verb}…"));
+                    return self.start(command);
+                }
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn on_dashboard_key(&mut self, key: KeyEvent) -> Vec<Command> {
+        match key.code {
+            KeyCode::Char('q') | KeyCode::Esc => self.should_quit = true,
+            KeyCode::Char('?') => self.overlay = Overlay::Help,
+            KeyCode::Char('a') => self.overlay = Overlay::AddExpense(ExpenseForm::new(self.today)),
+            KeyCode::Char('r') => {
+                self.set_status(Tone::Info, "Refreshing…");
+                return self.start(Command::Refresh);
+            }
+            KeyCode::Char('i') => {
+                self.set_status(Tone::Info, "Importing from the bank…");
+                return self.start(Command::Import);
+            }
+            KeyCode::Char('L') => {
+                *self = App::logged_out(&self.server, self.today, None);
+                self.set_status(Tone::Info, "Logged out");
+                return vec![Command::DeleteSession];
+            }
+            KeyCode::Char('j') | KeyCode::Down => {
+                return self.select(self.selected.saturating_add(1));
+            }
+            KeyCode::Char('k') | KeyCode::Up => {
+                return self.select(self.selected.saturating_sub(1));
+            }
+            KeyCode::PageDown => return self.select(self.selected.saturating_add(10)),
+            KeyCode::PageUp => return self.select(self.selected.saturating_sub(10)),
+            KeyCode::Home | KeyCode::Char('g') => return self.select(0),
+            KeyCode::End | KeyCode::Char('G') => return self.select(usize::MAX),
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// Moves the selection; near the end of what is loaded, fetches the next page.
+    fn select(&mut self, row: usize) -> Vec<Command> {
+        self.selected = row.min(self.expenses.len().saturating_sub(1));
+        let near_end = self.selected + LOAD_MORE_MARGIN >= self.expenses.len();
+        match &self.next_cursor {
+            Some(cursor) if near_end && !self.loading_more => {
+                self.loading_more = true;
+                let cursor = cursor.clone();
+                self.start(Command::LoadMore { cursor })
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn on_form_key(&mut self, key: KeyEvent) -> Vec<Command> {
+        let completion = match &self.overlay {
+            Overlay::AddExpense(form) if form.focus == 0 => self.completion(&form.values[0]),
+            _ => None,
+        };
+        let busy = self.in_flight > 0;
+        let Overlay::AddExpense(form) = &mut self.overlay else {
+            return Vec::new();
+        };
+        match key.code {
+            KeyCode::Esc => {
+                self.overlay = Overlay::None;
+                self.set_status(Tone::Info, "Cancelled");
+            }
+            KeyCode::Tab | KeyCode::Down => form.focus = (form.focus + 1) % EXPENSE_FIELDS.len(),
+            KeyCode::BackTab | KeyCode::Up => {
+                form.focus = (form.focus + EXPENSE_FIELDS.len() - 1) % EXPENSE_FIELDS.len()
+            }
+            KeyCode::Right => {
+                if let Some(rest) = completion {
+                    form.values[0].push_str(&rest);
+                }
+            }
+            KeyCode::Backspace => {
+                form.values[form.focus].pop();
+            }
+            KeyCode::Char(c) => form.values[form.focus].push(c),
+            KeyCode::Enter if !busy => {
+                if let Some(expense) = form.validate() {
+                    self.set_status(Tone::Info, "Saving…");
+                    return self.start(Command::AddExpense(expense));
+                }
+                self.set_status(Tone::Error, "Fix the highlighted fields");
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use finance_shared::{CategoryTotal, User};
+    use ratatui::crossterm::event::KeyEventKind;
+
+    pub fn key(code: KeyCode) -> Msg {
+        Msg::Key(KeyEvent::new(code, KeyModifiers::NONE))
+    }
+
+    fn ctrl(c: char) -> Msg {
+        let mut k = KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL);
+        k.kind = KeyEventKind::Press;
+        Msg::Key(k)
+    }
+
+    fn type_text(app: &mut App, text: &str) {
+        for c in text.chars() {
+            app.update(key(KeyCode::Char(c)));
+        }
+    }
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 24).expect("valid date")
+    }
+
+    fn auth(email: &str) -> AuthResponse {
+        AuthResponse {
+            access_token: "tok".into(),
+            token_type: "Bearer".into(),
+            expires_in: 60,
+            user: User {
+                id: uuid::Uuid::nil(),
+                email: email.into(),
+                created_at: chrono::DateTime::UNIX_EPOCH,
+            },
+        }
+    }
+
+    fn summary(categories: &[&str]) -> Summary {
+        Summary {
+            total: Money::from_minor(100),
+            count: 1,
+            categories: categories
+                .iter()
+                .map(|c| CategoryTotal {
+                    category: (*c).into(),
+                    total: Money::from_minor(100),
+                    count: 1,
+                })
+                .collect(),
+            from: None,
+            to: None,
+        }
+    }
+
+    #[test]
+    fn login_validates_before_sending_then_authenticates() {
+        let mut app = App::logged_out("http://x", today(), None);
+        type_text(&mut app, "ann@example");
+        assert!(app.update(key(KeyCode::Enter)).is_empty());
+        let Screen::Login(form) = &app.screen else {
+            panic!("login screen")
+        };
+        assert!(form.email_error.is_some());
+        assert!(form.password_error.is_some());
+
+        type_text(&mut app, ".com");
+        app.update(key(KeyCode::Tab));
+        type_text(&mut app, "secret12");
+        let commands = app.update(key(KeyCode::Enter));
+        assert_eq!(
+            commands,
+            vec![Command::Authenticate {
+                credentials: Credentials {
+                    email: "ann@example.com".into(),
+                    password: "secret12".into()
+                },
+                register: false
+            }]
+        );
+        assert_eq!(app.in_flight, 1);
+        let commands = app.update(Msg::Authenticated(Ok(auth("ann@example.com"))));
+        assert_eq!(app.screen, Screen::Dashboard);
+        assert_eq!(
+            commands,
+            vec![
+                Command::SaveSession(auth("ann@example.com")),
+                Command::Refresh
+            ]
+        );
+    }
+
+    #[test]
+    fn register_toggle_applies_password_rules_and_shows_conflict_beside_email() {
+        let mut app = App::logged_out("http://x", today(), None);
+        app.update(ctrl('r'));
+        type_text(&mut app, "ann@example.com");
+        app.update(key(KeyCode::Tab));
+        type_text(&mut app, "short");
+        assert!(
+            app.update(key(KeyCode::Enter)).is_empty(),
+            "short password refused locally"
+        );
+        type_text(&mut app, "-but-long");
+        assert_eq!(app.update(key(KeyCode::Enter)).len(), 1);
+        let conflict = ApiError::Refused {
+            status: 409,
+            body: finance_shared::ErrorBody {
+                error: finance_shared::ErrorCode::Conflict,
+                message: "an account with this email already exists".into(),
+                fields: None,
+            },
+        };
+        app.update(Msg::Authenticated(Err(conflict)));
+        let Screen::Login(form) = &app.screen else {
+            panic!("login screen")
+        };
+        assert!(
+            form.email_error
+                .as_deref()
+                .is_some_and(|e| e.contains("already"))
+        );
+        assert_eq!(app.in_flight, 0);
+    }
+
+    #[test]
+    fn add_form_completes_category_validates_and_submits() {
+        let (mut app, _) = App::logged_in("http://x", "ann@example.com", today());
+        app.update(Msg::Refreshed(Ok((
+            summary(&["Groceries", "Gym"]),
+            ExpensePage {
+                expenses: vec![],
+                next_cursor: None,
+            },
+        ))));
+        app.update(key(KeyCode::Char('a')));
+        type_text(&mut app, "gr");
+        app.update(key(KeyCode::Right));
+        app.update(key(KeyCode::Tab));
+        type_text(&mut app, "12.345");
+        assert!(app.update(key(KeyCode::Enter)).is_empty());
+        let Overlay::AddExpense(form) = &app.overlay else {
+            panic!("form open")
+        };
+        assert_eq!(form.values[0], "groceries");
+        assert!(
+            form.errors[1]
+                .as_deref()
+                .is_some_and(|e| e.contains("2 decimal"))
+        );
+        app.update(key(KeyCode::Backspace));
+        app.update(key(KeyCode::BackTab));
+        app.update(key(KeyCode::Tab));
+        let commands = app.update(key(KeyCode::Enter));
+        assert_eq!(
+            commands,
+            vec![Command::AddExpense(NewExpense {
+                category: "groceries".into(),
+                description: None,
+                amount: Money::from_minor(1234),
+                spent_on: Some(today()),
+            })]
+        );
+    }
+
+    #[test]
+    fn esc_cancels_the_form_and_help_closes_on_any_key() {
+        let (mut app, _) = App::logged_in("http://x", "a@b.co", today());
+        app.update(key(KeyCode::Char('a')));
+        app.update(key(KeyCode::Esc));
+        assert_eq!(app.overlay, Overlay::None);
+        assert!(!app.should_quit);
+        app.update(key(KeyCode::Char('?')));
+        assert_eq!(app.overlay, Overlay::Help);
+        app.update(key(KeyCode::Char('x')));
+        assert_eq!(app.overlay, Overlay::None);
+        app.update(key(KeyCode::Char('q')));
+        assert!(app.should_quit);
+    }
+
+    #[test]
+    fn scrolling_near_the_end_loads_the_next_page_once() {
+        let (mut app, _) = App::logged_in("http://x", "a@b.co", today());
+        let expense = |i: u32| Expense {
+            id: uuid::Uuid::nil(),
+            category: "Food".into(),
+            description: None,
+            amount: Money::from_minor(i64::from(i)),
+            spent_on: today(),
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            source: "manual".into(),
+        };
+        let page = ExpensePage {
+            expenses: (0..10).map(expense).collect(),
+            next_cursor: Some("c1".into()),
+        };
+        app.update(Msg::Refreshed(Ok((summary(&[]), page))));
+        for _ in 0..4 {
+            assert!(app.update(key(KeyCode::Char('j'))).is_empty());
+        }
+        assert_eq!(
+            app.update(key(KeyCode::Down)),
+            vec![Command::LoadMore {
+                cursor: "c1".into()
+            }]
+        );
+        assert!(
+            app.update(key(KeyCode::Down)).is_empty(),
+            "one page at a time"
+        );
+        app.update(Msg::MoreLoaded(Ok(ExpensePage {
+            expenses: (10..15).map(expense).collect(),
+            next_cursor: None,
+        })));
+        assert_eq!(app.expenses.len(), 15);
+        app.update(key(KeyCode::End));
+        assert_eq!(app.selected, 14);
+    }
+
+    #[test]
+    fn unauthorized_answer_logs_out_and_forgets_the_session() {
+        let (mut app, _) = App::logged_in("http://x", "a@b.co", today());
+        let expired = ApiError::Refused {
+            status: 401,
+            body: finance_shared::ErrorBody {
+                error: finance_shared::ErrorCode::Unauthorized,
+                message: "access token is invalid or expired".into(),
+                fields: None,
+            },
+        };
+        assert_eq!(
+            app.update(Msg::Refreshed(Err(expired))),
+            vec![Command::DeleteSession]
+        );
+        assert!(matches!(app.screen, Screen::Login(_)));
+        assert_eq!(app.status.0, Tone::Error);
+    }
+
+    #[test]
+    fn unreachable_server_is_a_status_message() {
+        let (mut app, _) = App::logged_in("http://x", "a@b.co", today());
+        let down = ApiError::Unreachable {
+            server: "http://x".into(),
+            reason: "Connection refused".into(),
+        };
+        assert!(app.update(Msg::Imported(Err(down))).is_empty());
+        assert_eq!(app.screen, Screen::Dashboard);
+        assert!(app.status.1.contains("cannot reach"));
+        assert_eq!(app.in_flight, 0);
+    }
+}

@@ -1,0 +1,466 @@
+//! Subcommands for scripts: human-readable tables, or the server's JSON with `--json`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use chrono::{NaiveDate, Utc};
+use clap::{Args, Parser, Subcommand};
+use finance_shared::{
+    Credentials, ListQuery, MockImportRequest, Money, NewExpense, SummaryQuery, validate,
+};
+
+use crate::api::{Answer, ApiError, Client};
+use crate::session::{Session, SessionStore};
+
+/// Where the server is when nothing says otherwise.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
+/// `finance`: with no subcommand, the dashboard.
+#[derive(Debug, Parser)]
+#[command(
+    name = "finance",
+    version,
+    about = "Track expenses from the terminal: a dashboard, and subcommands for scripts"
+)]
+pub struct Cli {
+    /// Server URL [default: the stored session's, else http://127.0.0.1:8080]
+    #[arg(long, env = "FINANCE_SERVER", global = true)]
+    pub server: Option<String>,
+
+    /// Directory of the stored session [default: the platform config directory]
+    #[arg(long, env = "FINANCE_CONFIG_DIR", global = true)]
+    pub config_dir: Option<PathBuf>,
+
+    /// Print the server's JSON instead of a table
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Cmd>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Log in and store the session
+    Login(AuthArgs),
+    /// Create an account and store the session
+    Register(AuthArgs),
+    /// Forget the stored session
+    Logout,
+    /// Show who the stored session belongs to
+    Whoami,
+    /// Add an expense: finance add Groceries 42.10 --description "Weekly shop"
+    Add {
+        category: String,
+        /// Decimal amount such as 12.50
+        amount: String,
+        #[arg(long)]
+        description: Option<String>,
+        /// YYYY-MM-DD [default: today]
+        #[arg(long)]
+        date: Option<NaiveDate>,
+    },
+    /// List expenses, newest first
+    List {
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=200))]
+        limit: u32,
+        #[arg(long)]
+        category: Option<String>,
+        /// First day, YYYY-MM-DD
+        #[arg(long)]
+        from: Option<NaiveDate>,
+        /// Last day, YYYY-MM-DD
+        #[arg(long)]
+        to: Option<NaiveDate>,
+    },
+    /// Totals per category
+    Summary {
+        #[arg(long)]
+        from: Option<NaiveDate>,
+        #[arg(long)]
+        to: Option<NaiveDate>,
+    },
+    /// Import bank transactions
+    Import {
+        #[command(subcommand)]
+        source: ImportSource,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportSource {
+    /// Simulated bank sync; the same seed imports nothing new twice
+    Mock {
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        count: Option<u32>,
+        #[arg(long, allow_negative_numbers = true)]
+        seed: Option<i64>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AuthArgs {
+    /// Account email [default: asked for]
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Read the password from the first line of standard input
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// A failed command, with its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The server refused (exit 1).
+    #[error("{0}")]
+    Refused(String),
+    /// Bad arguments (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The server could not be reached (exit 3).
+    #[error("{0}")]
+    Unreachable(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Refused(_) => 1,
+            CliError::Usage(_) => 2,
+            CliError::Unreachable(_) => 3,
+        }
+    }
+}
+
+impl From<ApiError> for CliError {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::Unreachable { .. } => CliError::Unreachable(e.to_string()),
+            ApiError::Refused { body, .. } => {
+                let mut message = body.message;
+                for (field, reason) in body.fields.unwrap_or_default() {
+                    message.push_str(&format!("\n  {field}: {reason}"));
+                }
+                CliError::Refused(message)
+            }
+            ApiError::Protocol(m) => CliError::Refused(m),
+        }
+    }
+}
+
+struct Context {
+    store: SessionStore,
+    server_flag: Option<String>,
+    session: Option<Session>,
+    json: bool,
+}
+
+impl Context {
+    fn server(&self) -> String {
+        self.server_flag
+            .clone()
+            .or_else(|| self.session.as_ref().map(|s| s.server.clone()))
+            .unwrap_or_else(|| DEFAULT_SERVER.to_owned())
+    }
+
+    /// A client with the stored token, or a clear error when logged out.
+    fn authed(&self) -> Result<Client, CliError> {
+        match &self.session {
+            Some(s) if s.is_valid() => Ok(Client::new(&self.server(), Some(s.token.clone()))),
+            Some(_) => Err(CliError::Refused(
+                "your session has expired; run `finance login`".into(),
+            )),
+            None => Err(CliError::Refused(
+                "not logged in; run `finance login --email you@example.com`".into(),
+            )),
+        }
+    }
+
+    /// The answer, or the error after forgetting a session the server refused.
+    fn check<T>(&self, result: Result<Answer<T>, ApiError>) -> Result<Answer<T>, CliError> {
+        match result {
+            Err(e) if e.is_unauthorized() && self.session.is_some() => {
+                let _ = self.store.delete();
+                Err(CliError::Refused(
+                    "the server refused the stored session; run `finance login`".into(),
+                ))
+            }
+            other => other.map_err(CliError::from),
+        }
+    }
+
+    fn print<T>(&self, answer: &Answer<T>, human: impl FnOnce(&T) -> String) {
+        let text = if self.json {
+            answer.raw.clone()
+        } else {
+            human(&answer.value)
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", text.trim_end());
+    }
+}
+
+/// Runs the command line.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let store = SessionStore::new(cli.config_dir.clone());
+    let Some(command) = cli.command else {
+        let session = store.load().ok().flatten();
+        let server = cli
+            .server
+            .clone()
+            .or(session.map(|s| s.server))
+            .unwrap_or_else(|| DEFAULT_SERVER.into());
+        if !std::io::stdout().is_terminal() {
+            return Err(CliError::Usage(
+                "the dashboard needs a terminal; see `finance --help` for subcommands".into(),
+            ));
+        }
+        return crate::dashboard::run(server, store)
+            .await
+            .map_err(|e| CliError::Refused(e.to_string()));
+    };
+    let session = match store.load() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("finance: {e}");
+            None
+        }
+    };
+    let ctx = Context {
+        store,
+        server_flag: cli.server,
+        session,
+        json: cli.json,
+    };
+    match command {
+        Cmd::Login(args) => authenticate(&ctx, args, false).await,
+        Cmd::Register(args) => authenticate(&ctx, args, true).await,
+        Cmd::Logout => {
+            ctx.store
+                .delete()
+                .map_err(|e| CliError::Refused(e.to_string()))?;
+            if !ctx.json {
+                println!("Logged out.");
+            }
+            Ok(())
+        }
+        Cmd::Whoami => {
+            let me = ctx.check(ctx.authed()?.me().await)?;
+            ctx.print(&me, |u| {
+                format!("{} on {} (user {})", u.email, ctx.server(), u.id)
+            });
+            Ok(())
+        }
+        Cmd::Add {
+            category,
+            amount,
+            description,
+            date,
+        } => {
+            let category = validate::category(&category)
+                .map_err(|e| CliError::Usage(format!("category {e}")))?;
+            let amount = amount
+                .trim()
+                .parse::<Money>()
+                .map_err(|e| e.to_string())
+                .and_then(|m| validate::amount(m).map_err(str::to_owned))
+                .map_err(|e| CliError::Usage(format!("amount {e}")))?;
+            if let Some(d) = &description {
+                validate::description(d)
+                    .map_err(|e| CliError::Usage(format!("description {e}")))?;
+            }
+            let expense = NewExpense {
+                category,
+                description,
+                amount,
+                spent_on: date,
+            };
+            let added = ctx.check(ctx.authed()?.add_expense(&expense).await)?;
+            ctx.print(&added, |e| {
+                format!(
+                    "Added {} {} on {} (id {})",
+                    e.category, e.amount, e.spent_on, e.id
+                )
+            });
+            Ok(())
+        }
+        Cmd::List {
+            limit,
+            category,
+            from,
+            to,
+        } => {
+            let query = ListQuery {
+                limit: Some(limit),
+                cursor: None,
+                category,
+                from,
+                to,
+            };
+            let page = ctx.check(ctx.authed()?.list(&query).await)?;
+            ctx.print(&page, |p| {
+                let rows: Vec<[String; 4]> = p
+                    .expenses
+                    .iter()
+                    .map(|e| {
+                        [
+                            e.spent_on.to_string(),
+                            e.category.clone(),
+                            e.description.clone().unwrap_or_default(),
+                            e.amount.to_string(),
+                        ]
+                    })
+                    .collect();
+                table(["DATE", "CATEGORY", "DESCRIPTION", "AMOUNT"], &rows)
+            });
+            Ok(())
+        }
+        Cmd::Summary { from, to } => {
+            let summary = ctx.check(ctx.authed()?.summary(&SummaryQuery { from, to }).await)?;
+            ctx.print(&summary, |s| {
+                let mut rows: Vec<[String; 3]> = s
+                    .categories
+                    .iter()
+                    .map(|c| [c.category.clone(), c.count.to_string(), c.total.to_string()])
+                    .collect();
+                rows.push(["TOTAL".into(), s.count.to_string(), s.total.to_string()]);
+                table(["CATEGORY", "COUNT", "TOTAL"], &rows)
+            });
+            Ok(())
+        }
+        Cmd::Import {
+            source: ImportSource::Mock { count, seed },
+        } => {
+            let result = ctx.check(
+                ctx.authed()?
+                    .import_mock(&MockImportRequest { count, seed })
+                    .await,
+            )?;
+            ctx.print(&result, |r| {
+                format!("Imported {}, skipped {}", r.imported, r.skipped)
+            });
+            Ok(())
+        }
+    }
+}
+
+async fn authenticate(ctx: &Context, args: AuthArgs, register: bool) -> Result<(), CliError> {
+    let email = match args.email {
+        Some(e) => e,
+        None if args.password_stdin => {
+            return Err(CliError::Usage("--password-stdin needs --email".into()));
+        }
+        None => prompt_line("Email: ")?,
+    };
+    let email = validate::email(&email).map_err(|e| CliError::Usage(format!("email {e}")))?;
+    let password = if args.password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        line.trim_end_matches(['\n', '\r']).to_owned()
+    } else {
+        rpassword::prompt_password("Password: ").map_err(|e| {
+            CliError::Usage(format!(
+                "cannot read the password ({e}); use --password-stdin"
+            ))
+        })?
+    };
+    if register {
+        validate::password(&password).map_err(|e| CliError::Usage(format!("password {e}")))?;
+    }
+    let server = ctx.server();
+    let client = Client::new(&server, None);
+    let credentials = Credentials { email, password };
+    let answer = if register {
+        client.register(&credentials).await
+    } else {
+        client.login(&credentials).await
+    }?;
+    let auth = &answer.value;
+    let session = Session {
+        server,
+        email: auth.user.email.clone(),
+        token: auth.access_token.clone(),
+        expires_at: Utc::now()
+            + chrono::Duration::seconds(i64::try_from(auth.expires_in).unwrap_or(0)),
+    };
+    ctx.store
+        .save(&session)
+        .map_err(|e| CliError::Refused(e.to_string()))?;
+    let verb = if register {
+        "Registered and logged in"
+    } else {
+        "Logged in"
+    };
+    ctx.print(&answer, |a| format!("{verb} as {}", a.user.email));
+    Ok(())
+}
+
+fn prompt_line(prompt: &str) -> Result<String, CliError> {
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    Ok(line.trim().to_owned())
+}
+
+/// Left-aligned columns, the last one right-aligned (amounts).
+fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i + 1 == N {
+                    format!("{c:>w$}", w = widths[i])
+                } else {
+                    format!("{c:<w$}", w = widths[i])
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    let mut out = vec![line(header.to_vec())];
+    out.extend(
+        rows.iter()
+            .map(|r| line(r.iter().map(String::as_str).collect())),
+    );
+    out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_amounts_right() {
+        let t = table(
+            ["A", "AMOUNT"],
+            &[
+                ["x".into(), "1.00".into()],
+                ["long".into(), "100.00".into()],
+            ],
+        );
+        assert_eq!(t, "A     AMOUNT\nx       1.00\nlong  100.00");
+    }
+
+    #[test]
+    fn exit_codes_follow_the_contract() {
+        assert_eq!(CliError::Refused(String::new()).exit_code(), 1);
+        assert_eq!(CliError::Usage(String::new()).exit_code(), 2);
+        assert_eq!(CliError::Unreachable(String::new()).exit_code(), 3);
+    }
+}

@@ -1,0 +1,167 @@
+//! The dashboard's runtime: terminal events and server answers in, frames out.
+//! Network calls run as tasks and report back as messages, so the screen
+//! never waits on the network; a frame is drawn only after something happened.
+
+use chrono::Utc;
+use finance_shared::{ListQuery, MockImportRequest, SummaryQuery};
+use ratatui::DefaultTerminal;
+use ratatui::crossterm::event::{self, Event, KeyEventKind};
+use tokio::sync::mpsc;
+
+use crate::api::Client;
+use crate::app::{App, Command, Msg};
+use crate::session::{Session, SessionStore};
+use crate::ui;
+
+/// Runs the dashboard until the user quits; the terminal is restored on every exit path.
+pub async fn run(server: String, store: SessionStore) -> anyhow::Result<()> {
+    let today = Utc::now().date_naive();
+    let (mut app, commands, token) = match store.load() {
+        Ok(Some(session)) if session.is_valid() => {
+            let (app, commands) = App::logged_in(&session.server, &session.email, today);
+            (app, commands, Some(session.token))
+        }
+        Ok(Some(_)) => (
+            App::logged_out(
+                &server,
+                today,
+                Some("Your session has expired; log in again".into()),
+            ),
+            vec![],
+            None,
+        ),
+        Ok(None) => (App::logged_out(&server, today, None), vec![], None),
+        Err(e) => (
+            App::logged_out(&server, today, Some(e.to_string())),
+            vec![],
+            None,
+        ),
+    };
+    let mut client = Client::new(&app.server, token);
+
+    let mut terminal = ratatui::init();
+    let result = event_loop(&mut terminal, &mut app, &mut client, &store, commands).await;
+    ratatui::restore();
+    result
+}
+
+fn spawn_input_reader(tx: mpsc::UnboundedSender<Msg>) {
+    std::thread::spawn(move || {
+        loop {
+            let msg = match event::read() {
+                Ok(Event::Key(key)) if key.kind == KeyEventKind::Press => Msg::Key(key),
+                Ok(Event::Resize(_, _)) => Msg::Resize,
+                Ok(_) => continue,
+                Err(_) => break,
+            };
+            if tx.send(msg).is_err() {
+                break;
+            }
+        }
+    });
+}
+
+async fn event_loop(
+    terminal: &mut DefaultTerminal,
+    app: &mut App,
+    client: &mut Client,
+    store: &SessionStore,
+    initial: Vec<Command>,
+) -> anyhow::Result<()> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    spawn_input_reader(tx.clone());
+    for command in initial {
+        execute(command, client, store, app, &tx);
+    }
+    terminal.draw(|f| ui::render(app, f))?;
+    while let Some(msg) = rx.recv().await {
+        for command in app.update(msg) {
+            execute(command, client, store, app, &tx);
+        }
+        if app.should_quit {
+            break;
+        }
+        terminal.draw(|f| ui::render(app, f))?;
+    }
+    Ok(())
+}
+
+/// Carries out one command: session changes at once, network calls as tasks.
+fn execute(
+    command: Command,
+    client: &mut Client,
+    store: &SessionStore,
+    app: &mut App,
+    tx: &mpsc::UnboundedSender<Msg>,
+) {
+    let send = |tx: &mpsc::UnboundedSender<Msg>, msg: Msg| {
+        let _ = tx.send(msg);
+    };
+    let tx = tx.clone();
+    let c = client.clone();
+    match command {
+        Command::SaveSession(auth) => {
+            *client = client.with_token(auth.access_token.clone());
+            let session = Session {
+                server: client.base().to_owned(),
+                email: auth.user.email,
+                token: auth.access_token,
+                expires_at: Utc::now()
+                    + chrono::Duration::seconds(i64::try_from(auth.expires_in).unwrap_or(0)),
+            };
+            if let Err(e) = store.save(&session) {
+                app.status = (crate::app::Tone::Error, e.to_string());
+            }
+        }
+        Command::DeleteSession => {
+            *client = Client::new(client.base(), None);
+            if let Err(e) = store.delete() {
+                app.status = (crate::app::Tone::Error, e.to_string());
+            }
+        }
+        Command::Authenticate {
+            credentials,
+            register,
+        } => {
+            tokio::spawn(async move {
+                let result = if register {
+                    c.register(&credentials).await
+                } else {
+                    c.login(&credentials).await
+                };
+                send(&tx, Msg::Authenticated(result.map(|a| a.value)));
+            });
+        }
+        Command::Refresh => {
+            tokio::spawn(async move {
+                let (summary_query, list_query) = (SummaryQuery::default(), ListQuery::default());
+                let (summary, page) = tokio::join!(c.summary(&summary_query), c.list(&list_query));
+                let result = summary.and_then(|s| page.map(|p| (s.value, p.value)));
+                send(&tx, Msg::Refreshed(result));
+            });
+        }
+        Command::LoadMore { cursor } => {
+            tokio::spawn(async move {
+                let query = ListQuery {
+                    cursor: Some(cursor),
+                    ..Default::default()
+                };
+                send(&tx, Msg::MoreLoaded(c.list(&query).await.map(|a| a.value)));
+            });
+        }
+        Command::AddExpense(expense) => {
+            tokio::spawn(async move {
+                send(
+                    &tx,
+                    Msg::Added(c.add_expense(&expense).await.map(|a| a.value)),
+                );
+            });
+        }
+        Command::Import => {
+            tokio::spawn(async move {
+                let result = c.import_mock(&MockImportRequest::default()).await;
+                send(&tx, Msg::Imported(result.map(|a| a.value)));
+            });
+        }
+    }
+}
