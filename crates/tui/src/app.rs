@@ -203,7 +203,7 @@ impl App {
             .flat_map(|s| s.categories.iter().map(|c| c.category.as_str()))
     }
 
-    /// The completion of the category typed so far: the rest of the first match.
+    /// The existing category the typed text starts (case-insensitively), if any.
     pub fn completion(&self, typed: &str) -> Option<String> {
         if typed.is_empty() {
             return None;
@@ -213,8 +213,8 @@ impl App {
         names.sort_unstable();
         names
             .into_iter()
-            .find(|c| c.to_lowercase().starts_with(&lower) && c.len() > typed.len())
-            .and_then(|c| c.get(typed.len()..).map(str::to_owned))
+            .find(|c| c.to_lowercase().starts_with(&lower) && *c != typed)
+            .map(str::to_owned)
     }
 
     fn set_status(&mut self, tone: Tone, text: impl Into<String>) {
@@ -529,8 +529,8 @@ impl App {
                 form.focus = (form.focus + EXPENSE_FIELDS.len() - 1) % EXPENSE_FIELDS.len()
             }
             KeyCode::Right => {
-                if let Some(rest) = completion {
-                    form.values[0].push_str(&rest);
+                if let Some(name) = completion {
+                    form.values[0] = name;
                 }
             }
             KeyCode::Backspace => {
@@ -695,7 +695,10 @@ mod tests {
         let Overlay::AddExpense(form) = &app.overlay else {
             panic!("form open")
         };
-        assert_eq!(form.values[0], "groceries");
+        assert_eq!(
+            form.values[0], "Groceries",
+            "completion takes the existing spelling"
+        );
         assert!(
             form.errors[1]
                 .as_deref()
@@ -708,7 +711,7 @@ mod tests {
         assert_eq!(
             commands,
             vec![Command::AddExpense(NewExpense {
-                category: "groceries".into(),
+                category: "Groceries".into(),
                 description: None,
                 amount: Money::from_minor(1234),
                 spent_on: Some(today()),

@@ -308,10 +308,10 @@ fn render_help(frame: &mut Frame, area: Rect) {
 fn render_form(app: &App, form: &ExpenseForm, frame: &mut Frame, area: Rect) {
     let mut lines = vec![Line::default()];
     for (i, label) in EXPENSE_FIELDS.iter().enumerate() {
-        let ghost = if i == 0 && form.focus == 0 {
-            app.completion(&form.values[0])
-        } else {
-            None
+        let typed = &form.values[0];
+        let ghost = match app.completion(typed) {
+            Some(name) if i == 0 && form.focus == 0 => name.get(typed.len()..).map(str::to_owned),
+            _ => None,
         };
         lines.push(input_line(
             label,
