@@ -94,23 +94,29 @@ impl ExpenseForm {
 
     /// The request, or the reason each bad field is bad (same rules as the server).
     fn validate(&mut self) -> Option<NewExpense> {
-        self.errors = Default::default();
         let [category, amount, description, date] = &self.values;
-        let category = validate::category(category)
-            .map_err(|e| self.errors[0] = Some(format!("Category {e}")));
-        let amount = match amount.trim().parse::<Money>() {
-            Ok(m) => validate::amount(m).map_err(|e| self.errors[1] = Some(format!("Amount {e}"))),
-            Err(e) => Err(self.errors[1] = Some(format!("Amount {e}"))),
-        };
+        let category = validate::category(category).map_err(|e| format!("Category {e}"));
+        let amount = amount
+            .trim()
+            .parse::<Money>()
+            .map_err(|e| e.to_string())
+            .and_then(|m| validate::amount(m).map_err(str::to_owned))
+            .map_err(|e| format!("Amount {e}"));
         let description = if description.is_empty() {
             Ok(None)
         } else {
             validate::description(description)
                 .map(|()| Some(description.clone()))
-                .map_err(|e| self.errors[2] = Some(format!("Description {e}")))
+                .map_err(|e| format!("Description {e}"))
         };
         let spent_on = NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d")
-            .map_err(|_| self.errors[3] = Some("Date must be YYYY-MM-DD".to_owned()));
+            .map_err(|_| "Date must be YYYY-MM-DD".to_owned());
+        self.errors = [
+            category.as_ref().err().cloned(),
+            amount.as_ref().err().cloned(),
+            description.as_ref().err().cloned(),
+            spent_on.as_ref().err().cloned(),
+        ];
         Some(NewExpense {
             category: category.ok()?,
             amount: amount.ok()?,
@@ -231,14 +237,17 @@ impl App {
                 self.done();
                 match result {
                     Ok((summary, page)) => {
-                        self.set_status(
-                            Tone::Info,
-                            format!(
-                                "Loaded {} categories, {} recent expenses",
-                                summary.categories.len(),
-                                page.expenses.len()
-                            ),
-                        );
+                        // Keep the last action's result ("Imported 20, skipped 0") on screen.
+                        if self.status.1.ends_with('…') {
+                            self.set_status(
+                                Tone::Info,
+                                format!(
+                                    "Loaded {} categories, {} recent expenses",
+                                    summary.categories.len(),
+                                    page.expenses.len()
+                                ),
+                            );
+                        }
                         self.summary = Some(summary);
                         self.expenses = page.expenses;
                         self.next_cursor = page.next_cursor;
@@ -790,6 +799,32 @@ mod tests {
         );
         assert!(matches!(app.screen, Screen::Login(_)));
         assert_eq!(app.status.0, Tone::Error);
+    }
+
+    #[test]
+    fn import_reports_counts_and_refreshes_without_hiding_them() {
+        let (mut app, _) = App::logged_in("http://x", "a@b.co", today());
+        assert_eq!(app.update(key(KeyCode::Char('i'))), vec![Command::Import]);
+        let result = ImportResult {
+            imported: 20,
+            skipped: 3,
+            expenses: vec![],
+        };
+        assert_eq!(
+            app.update(Msg::Imported(Ok(result))),
+            vec![Command::Refresh]
+        );
+        app.update(Msg::Refreshed(Ok((
+            summary(&["Food"]),
+            ExpensePage {
+                expenses: vec![],
+                next_cursor: None,
+            },
+        ))));
+        assert_eq!(
+            app.status,
+            (Tone::Info, "Imported 20, skipped 3".to_owned())
+        );
     }
 
     #[test]

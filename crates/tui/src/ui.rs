@@ -377,12 +377,12 @@ mod tests {
                 count: *n,
             })
             .collect();
-        categories.sort_by(|a, b| b.total.cmp(&a.total));
+        categories.sort_by_key(|c| std::cmp::Reverse(c.total));
         let expenses = (0..30)
             .map(|i: u32| Expense {
                 id: uuid::Uuid::from_u128(u128::from(i)),
                 category: ["Groceries", "Coffee", "Transport"][i as usize % 3].into(),
-                description: (i % 2 == 0).then(|| format!("Purchase number {i}")),
+                description: i.is_multiple_of(2).then(|| format!("Purchase number {i}")),
                 amount: Money::from_minor(i64::from(i) * 137 + 99),
                 spent_on: today() - chrono::Days::new(u64::from(i / 2)),
                 created_at: DateTime::UNIX_EPOCH,

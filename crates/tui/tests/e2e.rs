@@ -1,0 +1,382 @@
+//! The real `finance` binary against a real `finance-server`: the dashboard
+//! in a pseudo-terminal, and the subcommands as a script would run them.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use finance_server::AppState;
+use finance_server::config::{Secret, Settings};
+use finance_server::store::PoolSettings;
+use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+use serde_json::Value;
+
+const FINANCE: &str = env!("CARGO_BIN_EXE_finance");
+
+/// A server on 127.0.0.1:0 over a temporary SQLite file; stops when dropped.
+struct Server {
+    url: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start_server(dir: &Path) -> Server {
+    let settings = Settings {
+        database_url: format!("sqlite:{}", dir.join("finance.db").display()),
+        redis: None,
+        cache_ttl: Duration::from_secs(60),
+        jwt_secret: Secret::new("e2e-secret-e2e-secret-e2e-secret-e2e-secret"),
+        token_ttl: Duration::from_secs(3600),
+        pool: PoolSettings::default(),
+        password_concurrency: 2,
+    };
+    let state = AppState::from_settings(&settings)
+        .await
+        .expect("server state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(finance_server::serve(state, listener, async {
+        let _ = stopped.await;
+    }));
+    Server { url, _stop: stop }
+}
+
+/// `finance` in a 100x30 pseudo-terminal, its screen kept by a terminal emulator.
+struct Tui {
+    screen: Arc<Mutex<vt100::Parser>>,
+    writer: Box<dyn Write + Send>,
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+}
+
+impl Tui {
+    fn spawn(server: &str, config_dir: &Path) -> Tui {
+        let pty = native_pty_system()
+            .openpty(PtySize {
+                rows: 30,
+                cols: 100,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("open a pty");
+        let mut cmd = CommandBuilder::new(FINANCE);
+        cmd.env("FINANCE_SERVER", server);
+        cmd.env("FINANCE_CONFIG_DIR", config_dir);
+        cmd.env("TERM", "xterm-256color");
+        let child = pty.slave.spawn_command(cmd).expect("spawn finance");
+        drop(pty.slave);
+        let rows = std::num::NonZeroU16::new(30).expect("non-zero");
+        let cols = std::num::NonZeroU16::new(100).expect("non-zero");
+        let screen = Arc::new(Mutex::new(vt100::Parser::new(rows, cols, 0)));
+        let mut reader = pty.master.try_clone_reader().expect("pty reader");
+        let feed = screen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                feed.lock().expect("screen lock").process(&buf[..n]);
+            }
+        });
+        let writer = pty.master.take_writer().expect("pty writer");
+        // The master must outlive the child; leaking it is fine in a test.
+        std::mem::forget(pty.master);
+        Tui {
+            screen,
+            writer,
+            child,
+        }
+    }
+
+    fn contents(&self) -> String {
+        self.screen.lock().expect("screen lock").screen().contents()
+    }
+
+    fn keys(&mut self, bytes: &str) {
+        self.writer.write_all(bytes.as_bytes()).expect("type");
+        self.writer.flush().expect("flush");
+    }
+
+    /// Types text one key at a time, as a person would.
+    async fn type_text(&mut self, text: &str) {
+        for c in text.chars() {
+            self.keys(&c.to_string());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let screen = self.contents();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{text}` never appeared; the screen:\n{screen}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_register_add_import_quit() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let server = start_server(dir.path()).await;
+    let config = dir.path().join("config");
+    let mut tui = Tui::spawn(&server.url, &config);
+
+    tui.wait_for("log in").await;
+    tui.keys("\x12"); // Ctrl-R: register instead
+    tui.wait_for("create an account").await;
+    tui.type_text("dana@example.com").await;
+    tui.keys("\t");
+    tui.type_text("a long password").await;
+    tui.keys("\r");
+    tui.wait_for("No expenses yet").await;
+    assert!(
+        config.join("session.json").exists(),
+        "the session is stored"
+    );
+
+    tui.keys("a");
+    tui.wait_for("Add an expense").await;
+    tui.type_text("Groceries").await;
+    tui.keys("\t");
+    tui.type_text("42.10").await;
+    tui.keys("\t");
+    tui.type_text("Weekly shop").await;
+    tui.keys("\r");
+    tui.wait_for("Added Groceries 42.10").await;
+    let screen = tui.wait_for("total 42.10 · 1 expenses").await;
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains("Weekly shop") && l.contains("42.10")),
+        "in the table: {screen}"
+    );
+    let chart_line = screen
+        .lines()
+        .find(|l| l.contains("Groceries") && l.contains('█'));
+    assert!(
+        chart_line.is_some_and(|l| l.contains("42.10")),
+        "the chart shows the category: {screen}"
+    );
+
+    tui.keys("i");
+    let screen = tui.wait_for("Imported 20, skipped 0").await;
+    let screen = if screen.contains("21 expenses") {
+        screen
+    } else {
+        tui.wait_for("21 expenses").await
+    };
+    assert!(screen.contains("Weekly shop"));
+
+    tui.keys("?");
+    tui.wait_for("log out (forget the stored session)").await;
+    tui.keys("x");
+    tui.keys("q");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = tui.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "finance did not quit on q");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !tui.screen.lock().expect("lock").screen().alternate_screen(),
+        "the terminal is restored"
+    );
+
+    // A second start goes straight to the dashboard with the stored session.
+    let mut again = Tui::spawn(&server.url, &config);
+    again.wait_for("dana@example.com").await;
+    again.wait_for("21 expenses").await;
+    again.keys("L");
+    again.wait_for("log in").await;
+    assert!(
+        !config.join("session.json").exists(),
+        "L forgets the session"
+    );
+    again.keys("\x1b");
+}
+
+/// Runs `finance ARGS` as a script would; returns (exit code, stdout, stderr).
+fn finance(server: &str, config: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = std::process::Command::new(FINANCE)
+        .args(args)
+        .env("FINANCE_SERVER", server)
+        .env("FINANCE_CONFIG_DIR", config)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run finance");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("finance finished");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subcommands_for_scripts() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let server = start_server(dir.path()).await;
+    let config = dir.path().join("config");
+    let url = server.url.clone();
+    let run = move |args: &[&str], stdin: &str| {
+        let (url, config, args, stdin) = (
+            url.clone(),
+            config.clone(),
+            args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            stdin.to_owned(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            finance(&url, &config, &args, &stdin)
+        })
+    };
+    let json = |s: &str| {
+        serde_json::from_str::<Value>(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+    };
+
+    let (code, out, err) = run(
+        &["register", "--email", "eve@example.com", "--password-stdin"],
+        "password one\n",
+    )
+    .await
+    .expect("run");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("eve@example.com"));
+
+    let (code, out, _) = run(&["whoami", "--json"], "").await.expect("run");
+    assert_eq!(
+        (code, json(&out)["email"].clone()),
+        (0, Value::from("eve@example.com"))
+    );
+
+    let (code, out, err) = run(
+        &[
+            "add",
+            "Groceries",
+            "42.10",
+            "--description",
+            "Weekly shop",
+            "--date",
+            "2026-11-20",
+            "--json",
+        ],
+        "",
+    )
+    .await
+    .expect("run");
+    assert_eq!(code, 0, "{err}");
+    let added = json(&out);
+    assert_eq!(
+        (added["amount"].as_str(), added["spent_on"].as_str()),
+        (Some("42.10"), Some("2026-11-20"))
+    );
+    run(&["add", "groceries", "0.1"], "").await.expect("run");
+    run(&["add", "Coffee", "3.5"], "").await.expect("run");
+
+    let (code, out, _) = run(&["summary", "--json"], "").await.expect("run");
+    assert_eq!(code, 0);
+    let summary = json(&out);
+    assert_eq!(summary["total"], "45.70");
+    assert_eq!(
+        summary["categories"][0],
+        serde_json::json!({"category": "Groceries", "total": "42.20", "count": 2})
+    );
+
+    let (_, out, _) = run(&["summary"], "").await.expect("run");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("Groceries") && l.trim_end().ends_with("42.20")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("TOTAL") && l.trim_end().ends_with("45.70")),
+        "{out}"
+    );
+
+    let (_, out, _) = run(&["list", "--limit", "2", "--json"], "")
+        .await
+        .expect("run");
+    let page = json(&out);
+    assert_eq!(page["expenses"].as_array().map(Vec::len), Some(2));
+    assert!(page["next_cursor"].is_string());
+    let (_, out, _) = run(&["list", "--category", "groceries"], "")
+        .await
+        .expect("run");
+    assert_eq!(out.lines().count(), 3, "header and two rows: {out}");
+
+    let (code, out, _) = run(
+        &["import", "mock", "--count", "7", "--seed", "5", "--json"],
+        "",
+    )
+    .await
+    .expect("run");
+    assert_eq!((code, json(&out)["imported"].clone()), (0, Value::from(7)));
+    let (_, out, _) = run(&["import", "mock", "--count", "7", "--seed", "5"], "")
+        .await
+        .expect("run");
+    assert_eq!(out.trim(), "Imported 0, skipped 7");
+
+    let (code, _, err) = run(&["add", "Food", "1.234"], "").await.expect("run");
+    assert_eq!(code, 2, "a bad amount is a usage error: {err}");
+    let (code, _, _) = run(&["list", "--limit", "0"], "").await.expect("run");
+    assert_eq!(code, 2);
+
+    let (code, _, err) = run(&["summary", "--server", "http://127.0.0.1:9"], "")
+        .await
+        .expect("run");
+    assert_eq!(code, 3, "unreachable server: {err}");
+    assert!(err.contains("cannot reach"));
+
+    let (code, _, _) = run(&["logout"], "").await.expect("run");
+    assert_eq!(code, 0);
+    let (code, _, err) = run(&["summary"], "").await.expect("run");
+    assert_eq!(code, 1, "logged out: {err}");
+    let (code, _, err) = run(
+        &["login", "--email", "eve@example.com", "--password-stdin"],
+        "wrong password\n",
+    )
+    .await
+    .expect("run");
+    assert_eq!(code, 1, "refused: {err}");
+    let (code, _, _) = run(
+        &["login", "--email", "EVE@example.com", "--password-stdin"],
+        "password one\n",
+    )
+    .await
+    .expect("run");
+    assert_eq!(code, 0);
+    let (_, out, _) = run(&["summary", "--json"], "").await.expect("run");
+    assert_eq!(json(&out)["count"], 10);
+
+    std::fs::write(dir.path().join("config/session.json"), "{corrupt")
+        .expect("corrupt the session");
+    let (code, _, err) = run(&["summary"], "").await.expect("run");
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("unreadable"),
+        "a corrupt session is reported: {err}"
+    );
+}
