@@ -145,6 +145,51 @@ impl Visitor<'_> for MoneyVisitor {
     }
 }
 
+/// Response form: a decimal string with exactly two decimals.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Money {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(r"^-?[0-9]+\.[0-9]{2}$"))
+            .description(Some("Exact amount: a decimal string with two decimals"))
+            .examples([serde_json::json!("12.50")])
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Money {}
+
+/// Request form of an amount: a number or a decimal string, more than 0,
+/// at most 1,000,000,000, with at most two decimals.
+#[cfg(feature = "openapi")]
+pub fn amount_input_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    let number = ObjectBuilder::new()
+        .schema_type(Type::Number)
+        .exclusive_minimum(Some(0))
+        .maximum(Some(1_000_000_000))
+        .multiple_of(Some(0.01))
+        .examples([serde_json::json!(12.5)]);
+    let string = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(
+            r"^(1000000000(\.0{1,2})?|[1-9][0-9]{0,8}(\.[0-9]{1,2})?|0\.(0[1-9]|[1-9][0-9]?))$",
+        ))
+        .examples([serde_json::json!("12.50")]);
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(number)
+            .item(string)
+            .description(Some(
+                "A number or a decimal string with at most 2 decimal places",
+            ))
+            .build(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,13 +20,14 @@ pub const AMOUNT_MAX: Money = Money::from_minor(100_000_000_000);
 
 /// Trims and lower-cases an email, then checks it looks like an address.
 pub fn email(raw: &str) -> Result<String, &'static str> {
-    let email = raw.trim().to_lowercase();
-    if email.is_empty() {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
         return Err("is required");
     }
-    if email.chars().count() > EMAIL_MAX_CHARS {
+    if trimmed.chars().count() > EMAIL_MAX_CHARS {
         return Err("must be at most 254 characters");
     }
+    let email = trimmed.to_lowercase();
     let Some((local, domain)) = email.split_once('@') else {
         return Err("must look like name@example.com");
     };
@@ -51,8 +52,6 @@ pub fn password(raw: &str) -> Result<(), &'static str> {
         Err("must be at least 8 characters")
     } else if n > PASSWORD_MAX_CHARS {
         Err("must be at most 128 characters")
-    } else if raw.contains('\0') {
-        Err("must not contain NUL characters")
     } else {
         Ok(())
     }

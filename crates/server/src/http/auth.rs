@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use finance_shared::{AuthResponse, User, validate};
+use finance_shared::{AuthResponse, Credentials, ErrorBody, User, validate};
 
 use super::error::ApiError;
 use super::extract::{AuthUser, JsonObject};
@@ -27,6 +27,19 @@ fn token_response(state: &AppState, user: User) -> Result<AuthResponse, ApiError
 }
 
 /// `POST /api/auth/register`
+#[utoipa::path(
+    post, path = "/api/auth/register", tag = "auth",
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "Account created; a token for it", body = AuthResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 409, description = "The email is taken (in any case)", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "Invalid email or password", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
 pub async fn register(
     State(state): State<AppState>,
     JsonObject(mut body): JsonObject,
@@ -55,6 +68,19 @@ pub async fn register(
 }
 
 /// `POST /api/auth/login`
+#[utoipa::path(
+    post, path = "/api/auth/login", tag = "auth",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "Logged in", body = AuthResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Unknown email or wrong password (one answer for both)", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "Missing or mistyped fields", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
     JsonObject(mut body): JsonObject,
@@ -82,6 +108,15 @@ pub async fn login(
 }
 
 /// `GET /api/auth/me`
+#[utoipa::path(
+    get, path = "/api/auth/me", tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The token's user", body = User),
+        (status = 401, description = "Missing, malformed, tampered or expired token", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
 pub async fn me(State(state): State<AppState>, auth: AuthUser) -> Result<Json<User>, ApiError> {
     state
         .store

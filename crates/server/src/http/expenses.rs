@@ -6,8 +6,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{NaiveDate, Utc};
 use finance_shared::{
-    Expense, ExpensePage, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, ListQuery, Money, SummaryQuery,
-    validate,
+    ErrorBody, Expense, ExpensePage, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, ListQuery, Money,
+    NewExpense, Summary, SummaryQuery, validate,
 };
 use uuid::Uuid;
 
@@ -18,6 +18,21 @@ use crate::cache::SummaryCache;
 use crate::store::{Cursor, ExpenseInput, ListFilter};
 
 /// `POST /api/expenses`
+#[utoipa::path(
+    post, path = "/api/expenses", tag = "expenses",
+    security(("bearer" = [])),
+    request_body = NewExpense,
+    responses(
+        (status = 201, description = "Created", body = Expense,
+            headers(("Location" = String, description = "URL of the new expense"))),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "Invalid fields, each named in `fields`", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -59,6 +74,17 @@ pub async fn create(
 }
 
 /// `GET /api/expenses/{id}`
+#[utoipa::path(
+    get, path = "/api/expenses/{id}", tag = "expenses",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "Expense id")),
+    responses(
+        (status = 200, description = "The expense", body = Expense),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 404, description = "No such expense, or another user's", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
 pub async fn get_one(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -74,16 +100,18 @@ pub async fn get_one(
         .ok_or(ApiError::NotFound)
 }
 
-fn check_range(from: Option<NaiveDate>, to: Option<NaiveDate>) -> Result<(), ApiError> {
-    match (from, to) {
-        (Some(from), Some(to)) if from > to => Err(ApiError::BadRequest(
-            "invalid query string: from must not be after to".into(),
-        )),
-        _ => Ok(()),
-    }
-}
-
 /// `GET /api/expenses`
+#[utoipa::path(
+    get, path = "/api/expenses", tag = "expenses",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Newest first (spent_on, created_at, id)", body = ExpensePage),
+        (status = 400, description = "Bad query string (limit out of range, bad date or cursor)", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -95,7 +123,6 @@ pub async fn list(
             "invalid query string: limit must be between 1 and {LIST_LIMIT_MAX}"
         )));
     }
-    check_range(query.from, query.to)?;
     let after = match query.cursor.as_deref() {
         None | Some("") => None,
         Some(c) => Some(Cursor::decode(c).ok_or_else(|| {
@@ -125,12 +152,23 @@ pub async fn list(
 }
 
 /// `GET /api/expenses/summary`, served from the cache when it can be.
+#[utoipa::path(
+    get, path = "/api/expenses/summary", tag = "expenses",
+    security(("bearer" = [])),
+    params(SummaryQuery),
+    responses(
+        (status = 200, description = "Totals per category, largest first", body = Summary,
+            headers(("X-Cache" = String, description = "`hit` or `miss`"))),
+        (status = 400, description = "Bad query string", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
 pub async fn summary(
     State(state): State<AppState>,
     auth: AuthUser,
     ApiQuery(query): ApiQuery<SummaryQuery>,
 ) -> Result<Response, ApiError> {
-    check_range(query.from, query.to)?;
     let version = state.store.data_version(auth.id).await?;
     let key = SummaryCache::key(auth.id, version, query.from, query.to);
     let (body, outcome) = state

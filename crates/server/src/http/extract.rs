@@ -140,6 +140,24 @@ impl Fields {
         }
     }
 
+    /// An optional integer field; `12.0` counts as the integer it is.
+    pub fn optional_integer(&mut self, name: &str) -> Option<i64> {
+        let value = self.map.remove(name)?;
+        let integer = match &value {
+            Value::Null => return None,
+            Value::Number(n) => n.as_i64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
+                    .map(|f| f as i64)
+            }),
+            _ => None,
+        };
+        if integer.is_none() {
+            self.reject(name, "must be an integer");
+        }
+        integer
+    }
+
     /// Applies a validation rule to a field that was read.
     pub fn check<T, U>(
         &mut self,

@@ -8,6 +8,8 @@ use finance_shared::{Health, Readiness};
 use crate::AppState;
 
 /// `GET /healthz`: the process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is up", body = Health)))]
 pub async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok".to_owned(),
@@ -15,6 +17,11 @@ pub async fn healthz() -> Json<Health> {
 }
 
 /// `GET /readyz`: 503 only when the database does not answer.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "The database answers (the cache may be down: degraded, still ready)", body = Readiness),
+        (status = 503, description = "The database does not answer", body = Readiness),
+    ))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let database_up = state.store.ping().await.is_ok();
     let backend = state.summaries.backend();

@@ -6,6 +6,7 @@ mod expenses;
 pub mod extract;
 mod health;
 mod imports;
+pub mod openapi;
 
 use std::time::Duration;
 
@@ -13,12 +14,15 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request, Response};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::get;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use error::ApiError;
@@ -28,18 +32,28 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The routes and the OpenAPI document describing them, built together so they cannot drift.
+pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::me))
+        .routes(routes!(expenses::list, expenses::create))
+        .routes(routes!(expenses::summary))
+        .routes(routes!(expenses::get_one))
+        .routes(routes!(imports::mock))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .split_for_parts();
+    utoipa::Modify::modify(&openapi::Contract, &mut doc);
+    (router, doc)
+}
+
 /// Every route of the API, with its middleware.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/auth/register", post(auth::register))
-        .route("/api/auth/login", post(auth::login))
-        .route("/api/auth/me", get(auth::me))
-        .route("/api/expenses", get(expenses::list).post(expenses::create))
-        .route("/api/expenses/summary", get(expenses::summary))
-        .route("/api/expenses/{id}", get(expenses::get_one))
-        .route("/api/imports/mock", post(imports::mock))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
+    let (routes, doc) = routes();
+    routes
+        .route("/api/openapi.json", get(openapi::handler(&doc)))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
