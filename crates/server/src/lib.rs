@@ -36,6 +36,8 @@ const MEMORY_CACHE_CAPACITY: u64 = 100_000;
 impl AppState {
     /// Connects to the database (applying migrations) and sets up the cache.
     pub async fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        // Metrics recorded before the recorder exists are lost: install it first.
+        telemetry::metrics::handle();
         let store = store::connect(&settings.database_url, &settings.pool)
             .await
             .with_context(|| {

@@ -66,12 +66,19 @@ impl Passwords {
         &self,
         work: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| PasswordError::Closed)?;
-        tokio::task::spawn_blocking(work).await?
+        let in_flight = metrics::gauge!("password_hashes_in_flight");
+        in_flight.increment(1.0);
+        let result = async {
+            let _permit = self
+                .permits
+                .acquire()
+                .await
+                .map_err(|_| PasswordError::Closed)?;
+            tokio::task::spawn_blocking(work).await?
+        }
+        .await;
+        in_flight.decrement(1.0);
+        result
     }
 
     /// A PHC string for a new password.

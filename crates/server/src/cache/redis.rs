@@ -99,6 +99,7 @@ impl RedisCache {
                 Some(value)
             }
             Err(reason) => {
+                metrics::counter!("cache_errors_total", "backend" => "redis").increment(1);
                 let retry_at = self.started.elapsed() + PROBE_INTERVAL;
                 self.next_probe_ms
                     .store(retry_at.as_millis() as u64, Ordering::Relaxed);

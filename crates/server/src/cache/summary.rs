@@ -86,8 +86,12 @@ impl SummaryCache {
         Fut: Future<Output = Result<Bytes, E>>,
     {
         if let Some(hit) = self.backend.get(&key).await {
+            metrics::counter!("cache_requests_total", "cache" => "summary", "result" => "hit")
+                .increment(1);
             return Ok((hit, CacheOutcome::Hit));
         }
+        metrics::counter!("cache_requests_total", "cache" => "summary", "result" => "miss")
+            .increment(1);
         let flight = self.join_flight(&key);
         let result = flight
             .get_or_try_init(|| async {

@@ -56,6 +56,10 @@ pub async fn mock(
         .store
         .import(auth.id, state.bank.source(), &transactions)
         .await?;
+    let source = state.bank.source();
+    metrics::counter!("imports_total", "source" => source).increment(1);
+    metrics::counter!("imported_transactions_total", "source" => source)
+        .increment(outcome.imported.len() as u64);
     tracing::info!(
         user = %auth.id,
         imported = outcome.imported.len(),

@@ -6,15 +6,16 @@ mod expenses;
 pub mod extract;
 mod health;
 mod imports;
+use crate::telemetry::metrics;
 pub mod openapi;
 
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::MatchedPath;
 use axum::http::{HeaderName, Request, Response};
 use axum::response::IntoResponse;
-use axum::routing::get;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -44,19 +45,28 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(imports::mock))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
+        .routes(routes!(metrics::render))
+        .routes(routes!(openapi::serve))
         .split_for_parts();
     utoipa::Modify::modify(&openapi::Contract, &mut doc);
+    openapi::publish(&doc);
     (router, doc)
+}
+
+fn route_of<B>(req: &Request<B>) -> &str {
+    req.extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
 }
 
 /// Every route of the API, with its middleware.
 pub fn router(state: AppState) -> Router {
-    let (routes, doc) = routes();
+    let (routes, _) = routes();
     routes
-        .route("/api/openapi.json", get(openapi::handler(&doc)))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(
             ServiceBuilder::new()
@@ -72,13 +82,17 @@ pub fn router(state: AppState) -> Router {
                             tracing::info_span!(
                                 "request",
                                 method = %req.method(),
-                                path = %req.uri().path(),
+                                route = %route_of(req),
                                 request_id = %id,
+                                status = tracing::field::Empty,
+                                latency_ms = tracing::field::Empty,
                             )
                         })
                         .on_request(())
-                        .on_response(|res: &Response<_>, latency: Duration, _: &Span| {
-                            tracing::debug!(status = res.status().as_u16(), ?latency, "response");
+                        .on_response(|res: &Response<_>, latency: Duration, span: &Span| {
+                            span.record("status", res.status().as_u16());
+                            span.record("latency_ms", latency.as_secs_f64() * 1000.0);
+                            tracing::info!("request done");
                         }),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))

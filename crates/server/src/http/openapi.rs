@@ -63,42 +63,46 @@ impl Modify for Contract {
                     operation.operation_id = Some((*id).to_owned());
                 }
                 // A created expense can be fetched by its id: stateful testers follow this.
-                if path == "/api/expenses" && method == "post" {
-                    if let Some(RefOr::T(created)) = operation.responses.responses.get_mut("201") {
-                        created.links.insert(
-                            "GetCreatedExpense".to_owned(),
-                            RefOr::T(
-                                LinkBuilder::new()
-                                    .operation_id("getExpense")
-                                    .parameter("id", "$response.body#/id")
-                                    .description("The expense just created")
-                                    .build(),
-                            ),
-                        );
-                    }
+                if path == "/api/expenses"
+                    && method == "post"
+                    && let Some(RefOr::T(created)) = operation.responses.responses.get_mut("201")
+                {
+                    created.links.insert(
+                        "GetCreatedExpense".to_owned(),
+                        RefOr::T(
+                            LinkBuilder::new()
+                                .operation_id("getExpense")
+                                .parameter("id", "$response.body#/id")
+                                .description("The expense just created")
+                                .build(),
+                        ),
+                    );
                 }
             }
         }
     }
 }
 
-/// `GET /api/openapi.json`: the document, serialized once.
-pub fn handler(
-    doc: &Document,
-) -> impl Fn() -> std::future::Ready<axum::response::Response> + Clone + Send + 'static {
-    let body = axum::body::Bytes::from(document_json(doc));
-    move || {
-        std::future::ready(
-            (
-                [(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                )],
-                body.clone(),
-            )
-                .into_response(),
-        )
-    }
+static DOCUMENT: std::sync::OnceLock<axum::body::Bytes> = std::sync::OnceLock::new();
+
+/// Keeps the finished document for [`serve`].
+pub fn publish(doc: &Document) {
+    let _ = DOCUMENT.set(axum::body::Bytes::from(document_json(doc)));
+}
+
+/// `GET /api/openapi.json`: this document.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json", body = Object)))]
+pub async fn serve() -> axum::response::Response {
+    let body = DOCUMENT.get().cloned().unwrap_or_default();
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// The document as JSON. utoipa 5 writes a link's `operationId` as
@@ -114,10 +118,10 @@ fn fix_link_keys(value: &mut serde_json::Value, in_links: bool) {
         serde_json::Value::Object(map) => {
             if in_links {
                 for link in map.values_mut() {
-                    if let Some(obj) = link.as_object_mut() {
-                        if let Some(id) = obj.remove("operation_id") {
-                            obj.insert("operationId".to_owned(), id);
-                        }
+                    if let Some(obj) = link.as_object_mut()
+                        && let Some(id) = obj.remove("operation_id")
+                    {
+                        obj.insert("operationId".to_owned(), id);
                     }
                 }
             }

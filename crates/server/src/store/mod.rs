@@ -82,6 +82,13 @@ pub struct ImportOutcome {
     pub skipped: u64,
 }
 
+/// Connection pool occupancy.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PoolStats {
+    pub open: u32,
+    pub idle: usize,
+}
+
 /// Connection pool settings shared by both backends.
 #[derive(Clone, Debug)]
 pub struct PoolSettings {
@@ -106,6 +113,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Answers when the database does.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Open and idle connections, for metrics.
+    fn pool_stats(&self) -> PoolStats;
 
     /// Creates a user; `Conflict` when the email is taken.
     async fn create_user(&self, email: &str, password_hash: &str) -> Result<User, StoreError>;

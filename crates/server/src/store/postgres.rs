@@ -125,6 +125,13 @@ impl Store for PgStore {
         "postgres"
     }
 
+    fn pool_stats(&self) -> super::PoolStats {
+        super::PoolStats {
+            open: self.pool.size(),
+            idle: self.pool.num_idle(),
+        }
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.pool.execute("SELECT 1").await?;
         Ok(())

@@ -156,6 +156,13 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
+    fn pool_stats(&self) -> super::PoolStats {
+        super::PoolStats {
+            open: self.writer.size() + self.readers.size(),
+            idle: self.writer.num_idle() + self.readers.num_idle(),
+        }
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.readers).await?;
         Ok(())
