@@ -5,7 +5,7 @@ use finance_server::{AppState, serve, shutdown_signal, telemetry};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    telemetry::init();
+    let _telemetry = telemetry::init();
     let bind = cli.bind;
     let settings = cli.resolve()?;
     let state = AppState::from_settings(&settings).await?;
