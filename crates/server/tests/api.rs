@@ -35,6 +35,8 @@ on_every_backend!(
     register_reports_every_invalid_field,
     login_answers_the_same_for_unknown_email_and_wrong_password,
     me_requires_a_valid_token,
+    logout_revokes_the_presented_token_only,
+    password_change_revokes_every_earlier_token,
     create_expense_returns_201_with_location_and_exact_amount,
     create_expense_validates_every_field,
     expense_of_another_user_is_not_found,
@@ -220,6 +222,91 @@ async fn me_requires_a_valid_token(backend: Backend) {
         .expect("request");
     assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(app.get("/api/auth/me", &token).await.status, StatusCode::OK);
+}
+
+async fn login(app: &TestApp, email: &str, password: &str) -> common::Reply {
+    app.post(
+        "/api/auth/login",
+        None,
+        json!({"email": email, "password": password}),
+    )
+    .await
+}
+
+async fn logout_revokes_the_presented_token_only(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let email = unique_email();
+    let first = app.register(&email, "password one").await;
+    let second = login(&app, &email, "password one").await.body["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let out = app
+        .request(Method::POST, "/api/auth/logout", Some(&first), None)
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    app.get("/api/auth/me", &first)
+        .await
+        .assert_error(401, "unauthorized");
+    app.get("/api/expenses", &first)
+        .await
+        .assert_error(401, "unauthorized");
+    app.request(Method::POST, "/api/auth/logout", Some(&first), None)
+        .await
+        .assert_error(401, "unauthorized");
+    assert_eq!(
+        app.get("/api/auth/me", &second).await.status,
+        StatusCode::OK,
+        "other sessions live on"
+    );
+}
+
+async fn password_change_revokes_every_earlier_token(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let email = unique_email();
+    let first = app.register(&email, "password one").await;
+    let second = login(&app, &email, "password one").await.body["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let change = |token: String, current: &'static str, new: &'static str| {
+        let app = &app;
+        async move {
+            app.post(
+                "/api/auth/password",
+                Some(&token),
+                json!({"current_password": current, "new_password": new}),
+            )
+            .await
+        }
+    };
+    change(first.clone(), "not my password", "password two")
+        .await
+        .assert_error(401, "unauthorized");
+    let short = change(first.clone(), "password one", "short").await;
+    short.assert_error(422, "validation_failed");
+    assert!(short.body["fields"]["new_password"].is_string());
+    assert_eq!(
+        app.get("/api/auth/me", &first).await.status,
+        StatusCode::OK,
+        "failed changes revoke nothing"
+    );
+
+    let done = change(first.clone(), "password one", "password two").await;
+    assert_eq!(done.status, StatusCode::NO_CONTENT, "{}", done.body);
+    app.get("/api/auth/me", &first)
+        .await
+        .assert_error(401, "unauthorized");
+    app.get("/api/auth/me", &second)
+        .await
+        .assert_error(401, "unauthorized");
+    login(&app, &email, "password one")
+        .await
+        .assert_error(401, "unauthorized");
+    let fresh = login(&app, &email, "password two").await;
+    assert_eq!(fresh.status, StatusCode::OK);
+    let token = fresh.body["access_token"].as_str().expect("token");
+    assert_eq!(app.get("/api/auth/me", token).await.status, StatusCode::OK);
 }
 
 async fn create_expense_returns_201_with_location_and_exact_amount(backend: Backend) {

@@ -48,6 +48,49 @@ async fn summary_reflects_write_on_other_instance() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_and_password_change_hold_on_every_instance() {
+    let spec = Spec {
+        database_url: fresh_postgres_database().await,
+        redis: Some(redis_settings().await),
+    };
+    let a = start(&spec).await;
+    let b = start(&spec).await;
+    let email = common::unique_email();
+    let token = a.register(&email, "password one").await;
+    assert_eq!(b.get("/api/auth/me", &token).await.status, StatusCode::OK);
+    let out = a
+        .request(Method::POST, "/api/auth/logout", Some(&token), None)
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    b.get("/api/auth/me", &token)
+        .await
+        .assert_error(401, "unauthorized");
+
+    let token = b
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": email, "password": "password one"}),
+        )
+        .await
+        .body["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let changed = b
+        .post(
+            "/api/auth/password",
+            Some(&token),
+            json!({"current_password": "password one", "new_password": "password two"}),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::NO_CONTENT);
+    a.get("/api/auth/me", &token)
+        .await
+        .assert_error(401, "unauthorized");
+}
+
 /// A Redis of the test's own on a spare port, so it can be stopped.
 struct OwnRedis {
     port: u16,

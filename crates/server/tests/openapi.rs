@@ -17,6 +17,12 @@ const CONTRACT: &[(&str, &str, &[u16])] = &[
     ),
     ("post", "/api/auth/login", &[200, 401, 422, 400, 415, 413]),
     ("get", "/api/auth/me", &[200, 401]),
+    ("post", "/api/auth/logout", &[204, 401]),
+    (
+        "post",
+        "/api/auth/password",
+        &[204, 401, 422, 400, 415, 413],
+    ),
     ("post", "/api/expenses", &[201, 401, 422, 400, 415, 413]),
     ("get", "/api/expenses", &[200, 400, 401]),
     ("get", "/api/expenses/{id}", &[200, 401, 404]),

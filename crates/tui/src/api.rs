@@ -148,6 +148,12 @@ impl Client {
             .await
     }
 
+    /// Revokes this client's token on the server.
+    pub async fn logout(&self) -> Result<Answer<()>, ApiError> {
+        self.call(Method::POST, "/api/auth/logout", None::<&()>, None::<&()>)
+            .await
+    }
+
     pub async fn add_expense(&self, expense: &NewExpense) -> Result<Answer<Expense>, ApiError> {
         self.call(Method::POST, "/api/expenses", None::<&()>, Some(expense))
             .await

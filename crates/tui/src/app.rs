@@ -29,6 +29,8 @@ pub enum Command {
     Import,
     /// Keep the session after a login.
     SaveSession(AuthResponse),
+    /// Revoke the token on the server (logout).
+    RevokeToken,
     /// Forget the session (logout, or the server refused the token).
     DeleteSession,
 }
@@ -488,7 +490,7 @@ impl App {
             KeyCode::Char('L') => {
                 *self = App::logged_out(&self.server, self.today, None);
                 self.set_status(Tone::Info, "Logged out");
-                return vec![Command::DeleteSession];
+                return vec![Command::RevokeToken, Command::DeleteSession];
             }
             KeyCode::Char('j') | KeyCode::Down => {
                 return self.select(self.selected.saturating_add(1));

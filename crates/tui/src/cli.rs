@@ -236,6 +236,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Cmd::Login(args) => authenticate(&ctx, args, false).await,
         Cmd::Register(args) => authenticate(&ctx, args, true).await,
         Cmd::Logout => {
+            if let Ok(client) = ctx.authed() {
+                match client.logout().await {
+                    Ok(_) => {}
+                    Err(e) if e.is_unauthorized() => {}
+                    Err(e) => eprintln!(
+                        "finance: the server was not told ({e}); the token stays valid until it expires"
+                    ),
+                }
+            }
             ctx.store
                 .delete()
                 .map_err(|e| CliError::Refused(e.to_string()))?;

@@ -113,6 +113,12 @@ fn execute(
                 app.status = (crate::app::Tone::Error, e.to_string());
             }
         }
+        Command::RevokeToken => {
+            // Best effort: the session is forgotten here whatever the server says.
+            tokio::spawn(async move {
+                let _ = c.logout().await;
+            });
+        }
         Command::DeleteSession => {
             *client = Client::new(client.base(), None);
             if let Err(e) = store.delete() {

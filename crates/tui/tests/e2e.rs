@@ -200,12 +200,32 @@ async fn dashboard_register_add_import_quit() {
     let mut again = Tui::spawn(&server.url, &config);
     again.wait_for("dana@example.com").await;
     again.wait_for("21 expenses").await;
+    let session: Value = serde_json::from_str(
+        &std::fs::read_to_string(config.join("session.json")).expect("session"),
+    )
+    .expect("session JSON");
+    let token = session["token"].as_str().expect("token").to_owned();
     again.keys("L");
     again.wait_for("log in").await;
     assert!(
         !config.join("session.json").exists(),
         "L forgets the session"
     );
+    let mut revoked = false;
+    for _ in 0..50 {
+        let me = reqwest::Client::new()
+            .get(format!("{}/api/auth/me", server.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("request");
+        if me.status() == 401 {
+            revoked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(revoked, "L revokes the token on the server");
     again.keys("\x1b");
 }
 
@@ -240,7 +260,7 @@ async fn subcommands_for_scripts() {
     let server = start_server(dir.path()).await;
     let config = dir.path().join("config");
     let url = server.url.clone();
-    let run = move |args: &[&str], stdin: &str| {
+    let run = |args: &[&str], stdin: &str| {
         let (url, config, args, stdin) = (
             url.clone(),
             config.clone(),
@@ -350,8 +370,21 @@ async fn subcommands_for_scripts() {
     assert_eq!(code, 3, "unreachable server: {err}");
     assert!(err.contains("cannot reach"));
 
+    let token = {
+        let session: Value = json(
+            &std::fs::read_to_string(dir.path().join("config/session.json")).expect("session"),
+        );
+        session["token"].as_str().expect("token").to_owned()
+    };
     let (code, _, _) = run(&["logout"], "").await.expect("run");
     assert_eq!(code, 0);
+    let me = reqwest::Client::new()
+        .get(format!("{}/api/auth/me", server.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(me.status(), 401, "logout revoked the token on the server");
     let (code, _, err) = run(&["summary"], "").await.expect("run");
     assert_eq!(code, 1, "logged out: {err}");
     let (code, _, err) = run(

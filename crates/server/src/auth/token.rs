@@ -1,4 +1,6 @@
-//! JWT access tokens: HS256 only, with `sub`, `iat` and `exp`.
+//! JWT access tokens: HS256 only, with `sub`, `iat`, `exp`, `iss`, `aud`,
+//! a unique `jti` (what logout revokes) and `gen`, the user's token generation
+//! (a password change moves to the next one, refusing every older token).
 
 use std::time::Duration;
 
@@ -16,7 +18,21 @@ pub struct Claims {
     pub iat: i64,
     /// Expires at, seconds since the Unix epoch.
     pub exp: i64,
+    /// Always [`ISSUER`].
+    pub iss: String,
+    /// Always [`AUDIENCE`].
+    pub aud: String,
+    /// This token's id.
+    pub jti: Uuid,
+    /// The user's token generation when the token was issued.
+    #[serde(rename = "gen")]
+    pub generation: i64,
 }
+
+/// Who issues access tokens.
+pub const ISSUER: &str = "finance-server";
+/// Who accepts them.
+pub const AUDIENCE: &str = "finance-api";
 
 /// Why a token was refused.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +54,9 @@ impl Tokens {
         // Pinned to HS256: a token whose header names another algorithm
         // (including "none") is refused before its signature is looked at.
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp", "sub", "iat"]);
+        validation.set_required_spec_claims(&["exp", "sub", "iat", "iss", "aud"]);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
         validation.leeway = 5;
         Tokens {
             encoding: EncodingKey::from_secret(secret),
@@ -53,13 +71,17 @@ impl Tokens {
         self.lifetime.as_secs()
     }
 
-    /// A new token for the user.
-    pub fn issue(&self, user_id: Uuid) -> Result<String, TokenError> {
+    /// A new token for the user at their current token generation.
+    pub fn issue(&self, user_id: Uuid, generation: i64) -> Result<String, TokenError> {
         let now = Utc::now().timestamp();
         let claims = Claims {
             sub: user_id,
             iat: now,
             exp: now.saturating_add(i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX)),
+            iss: ISSUER.to_owned(),
+            aud: AUDIENCE.to_owned(),
+            jti: Uuid::new_v4(),
+            generation,
         };
         Ok(jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -80,31 +102,42 @@ mod tests {
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
+    fn base64_url(s: &str) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+    }
+
     #[test]
     fn issued_tokens_verify() -> Result<(), TokenError> {
         let tokens = Tokens::new(SECRET, Duration::from_secs(60));
         let id = Uuid::now_v7();
-        assert_eq!(tokens.verify(&tokens.issue(id)?)?.sub, id);
+        assert_eq!(tokens.verify(&tokens.issue(id, 0)?)?.sub, id);
         Ok(())
     }
 
     #[test]
     fn tampered_expired_and_foreign_tokens_are_refused() -> Result<(), TokenError> {
         let tokens = Tokens::new(SECRET, Duration::from_secs(60));
-        let token = tokens.issue(Uuid::now_v7())?;
+        let token = tokens.issue(Uuid::now_v7(), 0)?;
         let mut tampered = token.clone();
         tampered.pop();
         tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
         assert!(tokens.verify(&tampered).is_err());
 
         let other = Tokens::new(b"another secret, also 32 bytes ok", Duration::from_secs(60));
-        assert!(tokens.verify(&other.issue(Uuid::now_v7())?).is_err());
+        assert!(tokens.verify(&other.issue(Uuid::now_v7(), 0)?).is_err());
 
-        let expired = Claims {
+        let claims = |iat: i64, exp: i64, iss: &str, aud: &str| Claims {
             sub: Uuid::now_v7(),
-            iat: 1,
-            exp: 2,
+            iat,
+            exp,
+            iss: iss.to_owned(),
+            aud: aud.to_owned(),
+            jti: Uuid::new_v4(),
+            generation: 0,
         };
+        let now = Utc::now().timestamp();
+        let expired = claims(1, 2, ISSUER, AUDIENCE);
         let expired = jsonwebtoken::encode(
             &Header::default(),
             &expired,
@@ -114,14 +147,31 @@ mod tests {
 
         let hs512 = jsonwebtoken::encode(
             &Header::new(Algorithm::HS512),
-            &Claims {
-                sub: Uuid::now_v7(),
-                iat: Utc::now().timestamp(),
-                exp: Utc::now().timestamp() + 60,
-            },
+            &claims(now, now + 60, ISSUER, AUDIENCE),
             &EncodingKey::from_secret(SECRET),
         )?;
         assert!(tokens.verify(&hs512).is_err());
+
+        for (iss, aud) in [("someone-else", AUDIENCE), (ISSUER, "another-api")] {
+            let foreign = jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims(now, now + 60, iss, aud),
+                &EncodingKey::from_secret(SECRET),
+            )?;
+            assert!(
+                tokens.verify(&foreign).is_err(),
+                "iss {iss} aud {aud} refused"
+            );
+        }
+        let unsigned = format!(
+            "{}.{}.",
+            base64_url(r#"{"alg":"none","typ":"JWT"}"#),
+            base64_url(
+                &serde_json::to_string(&claims(now, now + 60, ISSUER, AUDIENCE))
+                    .unwrap_or_default()
+            )
+        );
+        assert!(tokens.verify(&unsigned).is_err(), "alg none refused");
         Ok(())
     }
 }

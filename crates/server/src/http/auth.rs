@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use finance_shared::{AuthResponse, Credentials, ErrorBody, User, validate};
+use finance_shared::{AuthResponse, Credentials, ErrorBody, PasswordChange, User, validate};
 
 use super::error::ApiError;
 use super::extract::{AuthUser, JsonObject};
@@ -13,10 +13,10 @@ use crate::store::StoreError;
 /// The one answer for an unknown email and a wrong password.
 const BAD_CREDENTIALS: &str = "email or password is incorrect";
 
-fn token_response(state: &AppState, user: User) -> Result<AuthResponse, ApiError> {
+fn token_response(state: &AppState, user: User, generation: i64) -> Result<AuthResponse, ApiError> {
     let access_token = state
         .tokens
-        .issue(user.id)
+        .issue(user.id, generation)
         .map_err(|e| ApiError::Internal(e.into()))?;
     Ok(AuthResponse {
         access_token,
@@ -64,7 +64,7 @@ pub async fn register(
         other => other?,
     };
     tracing::info!(user = %user.id, "user registered");
-    Ok((StatusCode::CREATED, Json(token_response(&state, user)?)))
+    Ok((StatusCode::CREATED, Json(token_response(&state, user, 0)?)))
 }
 
 /// `POST /api/auth/login`
@@ -95,16 +95,81 @@ pub async fn login(
     };
     let email = email.trim().to_lowercase();
     let credentials = state.store.user_credentials(&email).await?;
-    let (user, hash) = match credentials {
-        Some(c) => (Some(c.user), Some(c.password_hash)),
-        None => (None, None),
-    };
+    let hash = credentials.as_ref().map(|c| c.password_hash.clone());
     // An unknown email is checked against a dummy hash: same work, same time.
     let matches = state.passwords.verify(password, hash).await?;
-    match user {
-        Some(user) if matches => Ok(Json(token_response(&state, user)?)),
+    match credentials {
+        Some(c) if matches => Ok(Json(token_response(&state, c.user, c.token_generation)?)),
         _ => Err(ApiError::Unauthorized(BAD_CREDENTIALS)),
     }
+}
+
+/// `POST /api/auth/logout`
+#[utoipa::path(
+    post, path = "/api/auth/logout", tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The presented token is refused from now on, on every instance"),
+        (status = 401, description = "Missing, malformed, tampered, expired or revoked token", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn logout(State(state): State<AppState>, auth: AuthUser) -> Result<StatusCode, ApiError> {
+    state
+        .store
+        .revoke_token(auth.id, auth.jti, auth.expires_at)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/auth/password`
+#[utoipa::path(
+    post, path = "/api/auth/password", tag = "auth",
+    security(("bearer" = [])),
+    request_body = PasswordChange,
+    responses(
+        (status = 204, description = "Changed; every token issued before is refused from now on"),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Invalid token, or current_password is wrong", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "new_password is invalid", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn change_password(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    JsonObject(mut body): JsonObject,
+) -> Result<StatusCode, ApiError> {
+    let current: Option<String> = body.required("current_password", "a string");
+    let new: Option<String> = body.required("new_password", "a string");
+    let new = body.check("new_password", new, |p| validate::password(&p).map(|()| p));
+    body.finish()?;
+    let (Some(current), Some(new)) = (current, new) else {
+        return Err(ApiError::BadRequest(
+            "current_password and new_password are required".into(),
+        ));
+    };
+    let credentials =
+        state
+            .store
+            .user_credentials_by_id(auth.id)
+            .await?
+            .ok_or(ApiError::Unauthorized(
+                "access token is invalid, expired or revoked",
+            ))?;
+    if !state
+        .passwords
+        .verify(current, Some(credentials.password_hash))
+        .await?
+    {
+        return Err(ApiError::Unauthorized("current password is incorrect"));
+    }
+    let hash = state.passwords.hash(new).await?;
+    state.store.change_password(auth.id, &hash).await?;
+    tracing::info!(user = %auth.id, "password changed; earlier tokens revoked");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /api/auth/me`
@@ -123,5 +188,7 @@ pub async fn me(State(state): State<AppState>, auth: AuthUser) -> Result<Json<Us
         .user(auth.id)
         .await?
         .map(Json)
-        .ok_or(ApiError::Unauthorized("access token is invalid or expired"))
+        .ok_or(ApiError::Unauthorized(
+            "access token is invalid, expired or revoked",
+        ))
 }

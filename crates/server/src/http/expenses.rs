@@ -169,8 +169,7 @@ pub async fn summary(
     auth: AuthUser,
     ApiQuery(query): ApiQuery<SummaryQuery>,
 ) -> Result<Response, ApiError> {
-    let version = state.store.data_version(auth.id).await?;
-    let key = SummaryCache::key(auth.id, version, query.from, query.to);
+    let key = SummaryCache::key(auth.id, auth.data_version, query.from, query.to);
     let (body, outcome) = state
         .summaries
         .get_or_compute(key, || async {

@@ -18,7 +18,14 @@ use crate::AppState;
 #[derive(Clone, Copy, Debug)]
 pub struct AuthUser {
     pub id: Uuid,
+    /// The token's id and expiry, for logout.
+    pub jti: Uuid,
+    pub expires_at: i64,
+    /// The user's data version, read with the token's state (see the summary cache).
+    pub data_version: i64,
 }
+
+const INVALID_TOKEN: &str = "access token is invalid, expired or revoked";
 
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
@@ -42,8 +49,21 @@ impl FromRequestParts<AppState> for AuthUser {
         let claims = state
             .tokens
             .verify(token)
-            .map_err(|_| ApiError::Unauthorized("access token is invalid or expired"))?;
-        Ok(AuthUser { id: claims.sub })
+            .map_err(|_| ApiError::Unauthorized(INVALID_TOKEN))?;
+        // The database decides revocation, so logout and password changes hold
+        // on every instance at once, and across restarts of anything else.
+        let session = state
+            .store
+            .session_state(claims.sub, claims.jti)
+            .await?
+            .filter(|s| !s.revoked && s.token_generation == claims.generation)
+            .ok_or(ApiError::Unauthorized(INVALID_TOKEN))?;
+        Ok(AuthUser {
+            id: claims.sub,
+            jti: claims.jti,
+            expires_at: claims.exp,
+            data_version: session.data_version,
+        })
     }
 }
 

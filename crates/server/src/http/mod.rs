@@ -39,6 +39,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::register))
         .routes(routes!(auth::login))
         .routes(routes!(auth::me))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::change_password))
         .routes(routes!(expenses::list, expenses::create))
         .routes(routes!(expenses::summary))
         .routes(routes!(expenses::get_one))

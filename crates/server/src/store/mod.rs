@@ -52,6 +52,19 @@ impl From<sqlx::Error> for StoreError {
 pub struct UserCredentials {
     pub user: User,
     pub password_hash: String,
+    /// Tokens issued now carry this generation.
+    pub token_generation: i64,
+}
+
+/// What an access token's validity depends on, read in one query per request.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionState {
+    /// Tokens of an older generation were issued before a password change.
+    pub token_generation: i64,
+    /// The token was logged out.
+    pub revoked: bool,
+    /// The user's data version (see the summary cache).
+    pub data_version: i64,
 }
 
 /// A validated expense about to be written.
@@ -125,6 +138,29 @@ pub trait Store: Send + Sync + 'static {
 
     /// The user with this id.
     async fn user(&self, id: Uuid) -> Result<Option<User>, StoreError>;
+
+    /// The user with this id, with their password hash.
+    async fn user_credentials_by_id(&self, id: Uuid)
+    -> Result<Option<UserCredentials>, StoreError>;
+
+    /// What decides whether token `jti` of this user is still good; `None` if the user is gone.
+    async fn session_state(
+        &self,
+        user_id: Uuid,
+        jti: Uuid,
+    ) -> Result<Option<SessionState>, StoreError>;
+
+    /// Refuses token `jti` from now on (it expires at `expires_at`, seconds since the epoch).
+    async fn revoke_token(
+        &self,
+        user_id: Uuid,
+        jti: Uuid,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Sets a new password hash and moves to a new token generation, which
+    /// refuses every token issued before; returns the new generation.
+    async fn change_password(&self, user_id: Uuid, password_hash: &str) -> Result<i64, StoreError>;
 
     /// Writes one manual expense.
     async fn create_expense(

@@ -8,7 +8,7 @@ use sqlx::{Executor, Row};
 use uuid::Uuid;
 
 use super::{
-    ExpenseInput, ImportOutcome, ListFilter, PoolSettings, Rollup, Store, StoreError,
+    ExpenseInput, ImportOutcome, ListFilter, PoolSettings, Rollup, SessionState, Store, StoreError,
     UserCredentials, expense_columns, now_micros, summary_from_rows,
 };
 use crate::bank::BankTransaction;
@@ -157,7 +157,7 @@ impl Store for PgStore {
 
     async fn user_credentials(&self, email: &str) -> Result<Option<UserCredentials>, StoreError> {
         let row =
-            sqlx::query("SELECT id, email, created_at, password_hash FROM users WHERE email = $1")
+            sqlx::query("SELECT id, email, created_at, password_hash, token_generation FROM users WHERE email = $1")
                 .bind(email)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -165,6 +165,7 @@ impl Store for PgStore {
             Ok::<_, sqlx::Error>(UserCredentials {
                 user: user_from_row(&row)?,
                 password_hash: row.try_get("password_hash")?,
+                token_generation: row.try_get("token_generation")?,
             })
         })
         .transpose()
@@ -177,6 +178,85 @@ impl Store for PgStore {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.as_ref().map(user_from_row).transpose()?)
+    }
+
+    async fn user_credentials_by_id(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<UserCredentials>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, email, created_at, password_hash, token_generation FROM users WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok::<_, sqlx::Error>(UserCredentials {
+                user: user_from_row(&row)?,
+                password_hash: row.try_get("password_hash")?,
+                token_generation: row.try_get("token_generation")?,
+            })
+        })
+        .transpose()
+        .map_err(StoreError::from)
+    }
+
+    async fn session_state(
+        &self,
+        user_id: Uuid,
+        jti: Uuid,
+    ) -> Result<Option<SessionState>, StoreError> {
+        let row: Option<(i64, i64, bool)> = sqlx::query_as(
+            "SELECT token_generation, data_version, EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1) FROM users WHERE id = $2",
+        )
+        .bind(jti)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(
+            row.map(|(token_generation, data_version, revoked)| SessionState {
+                token_generation,
+                revoked,
+                data_version,
+            }),
+        )
+    }
+
+    async fn revoke_token(
+        &self,
+        user_id: Uuid,
+        jti: Uuid,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO revoked_tokens (jti, user_id, expires_at) VALUES ($1, $2, $3) ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(jti)
+        .bind(user_id)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        // Expired tokens are refused anyway: their revocations can go.
+        sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < $1")
+            .bind(chrono::Utc::now().timestamp())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn change_password(&self, user_id: Uuid, password_hash: &str) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let generation: i64 = sqlx::query_scalar(
+            "UPDATE users SET password_hash = $1, token_generation = token_generation + 1 WHERE id = $2 RETURNING token_generation",
+        )
+        .bind(password_hash)
+        .bind(user_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(generation)
     }
 
     async fn create_expense(
