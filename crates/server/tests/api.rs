@@ -50,6 +50,9 @@ on_every_backend!(
     mock_import_skips_transactions_already_imported,
     mock_import_validates_its_body,
     framework_rejections_are_json_errors,
+    idempotency_key_replays_the_first_response,
+    concurrent_retries_with_one_key_create_once,
+    retry_after_a_dropped_connection_creates_one_expense,
     request_id_is_echoed_or_generated,
     readiness_reports_database_and_cache,
     concurrent_misses_compute_the_summary_once,
@@ -750,6 +753,160 @@ async fn mock_import_validates_its_body(backend: Backend) {
         .await;
     assert_eq!(max.body["imported"], 1000);
     assert_eq!(app.summary(&token, "").await.body["count"], 1002);
+}
+
+async fn post_with_key(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    key: &str,
+    body: Value,
+) -> common::Reply {
+    let res = app
+        .http
+        .post(format!("{}{path}", app.base))
+        .bearer_auth(token)
+        .header("idempotency-key", key)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = res.json().await.unwrap_or(Value::Null);
+    common::Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+async fn count_expenses(app: &TestApp, token: &str) -> usize {
+    app.get("/api/expenses?limit=200", token).await.body["expenses"]
+        .as_array()
+        .map_or(0, Vec::len)
+}
+
+async fn idempotency_key_replays_the_first_response(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.new_user().await;
+    let body = json!({"category": "Rent", "amount": "900.00", "spent_on": "2026-11-01"});
+    let first = post_with_key(&app, &token, "/api/expenses", "rent-2026-11", body.clone()).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    // Same body, other formatting and key order: the same request.
+    let reordered = json!({"spent_on": "2026-11-01", "amount": "900.00", "category": "Rent"});
+    let again = post_with_key(&app, &token, "/api/expenses", "rent-2026-11", reordered).await;
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(again.body, first.body, "the first response, replayed");
+    assert_eq!(again.header("location"), first.header("location"));
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(count_expenses(&app, &token).await, 1);
+
+    let other = post_with_key(
+        &app,
+        &token,
+        "/api/expenses",
+        "rent-2026-11",
+        json!({"category": "Rent", "amount": 901}),
+    )
+    .await;
+    other.assert_error(422, "validation_failed");
+    assert!(other.body["fields"]["Idempotency-Key"].is_string());
+    assert_eq!(count_expenses(&app, &token).await, 1);
+
+    // Keys belong to their user.
+    let bob = app.new_user().await;
+    let bobs = post_with_key(&app, &bob, "/api/expenses", "rent-2026-11", body.clone()).await;
+    assert_eq!(bobs.status, StatusCode::CREATED);
+    assert_ne!(bobs.body["id"], first.body["id"]);
+
+    // An import replays its counts instead of reporting everything skipped.
+    let import = json!({"count": 5, "seed": 77});
+    let imported = post_with_key(&app, &token, "/api/imports/mock", "sync-1", import.clone()).await;
+    assert_eq!(imported.body["imported"], 5);
+    let replayed = post_with_key(&app, &token, "/api/imports/mock", "sync-1", import).await;
+    assert_eq!(replayed.status, StatusCode::CREATED);
+    assert_eq!(replayed.body, imported.body);
+    assert_eq!(count_expenses(&app, &token).await, 6);
+
+    for bad in ["", &"k".repeat(256), "naïve"] {
+        let res = app
+            .http
+            .post(format!("{}/api/expenses", app.base))
+            .bearer_auth(&token)
+            .header(
+                "idempotency-key",
+                reqwest::header::HeaderValue::from_bytes(bad.as_bytes()).expect("header"),
+            )
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "key {bad:?}");
+    }
+    assert_eq!(count_expenses(&app, &token).await, 6);
+}
+
+async fn concurrent_retries_with_one_key_create_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.new_user().await;
+    let body = json!({"category": "Travel", "amount": 120});
+    let replies = futures::future::join_all(
+        (0..12).map(|_| post_with_key(&app, &token, "/api/expenses", "one-trip", body.clone())),
+    )
+    .await;
+    let ids: HashSet<String> = replies
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+            r.body["id"].as_str().expect("id").to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "every retry answered with the one expense");
+    assert_eq!(count_expenses(&app, &token).await, 1);
+}
+
+async fn retry_after_a_dropped_connection_creates_one_expense(backend: Backend) {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app(backend).await;
+    let token = app.new_user().await;
+    let body = r#"{"category": "Books", "amount": "12.99"}"#;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    // The client sends the request and vanishes before reading the answer.
+    let mut stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let request = format!(
+        "POST /api/expenses HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nIdempotency-Key: book-1\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    drop(stream);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let retry = post_with_key(
+        &app,
+        &token,
+        "/api/expenses",
+        "book-1",
+        serde_json::from_str(body).expect("json"),
+    )
+    .await;
+    assert_eq!(retry.status, StatusCode::CREATED);
+    let retry_again = post_with_key(
+        &app,
+        &token,
+        "/api/expenses",
+        "book-1",
+        serde_json::from_str(body).expect("json"),
+    )
+    .await;
+    assert_eq!(retry_again.body["id"], retry.body["id"]);
+    assert_eq!(
+        count_expenses(&app, &token).await,
+        1,
+        "one expense, however many tries"
+    );
 }
 
 async fn framework_rejections_are_json_errors(backend: Backend) {

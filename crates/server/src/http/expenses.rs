@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{NaiveDate, Utc};
 use finance_shared::{
@@ -13,14 +13,19 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::extract::{ApiQuery, AuthUser, JsonObject};
+use super::idempotency::{self, IdempotencyHeader};
 use crate::AppState;
 use crate::cache::SummaryCache;
-use crate::store::{Cursor, ExpenseInput, ListFilter};
+use crate::store::{Cursor, ExpenseInput, ListFilter, StoreError};
+
+/// Where a created expense lives.
+const LOCATION_PREFIX: &str = "/api/expenses";
 
 /// `POST /api/expenses`
 #[utoipa::path(
     post, path = "/api/expenses", tag = "expenses",
     security(("bearer" = [])),
+    params(IdempotencyHeader),
     request_body = NewExpense,
     responses(
         (status = 201, description = "Created", body = Expense,
@@ -29,15 +34,23 @@ use crate::store::{Cursor, ExpenseInput, ListFilter};
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
-        (status = 422, description = "Invalid fields, each named in `fields`", body = ErrorBody),
+        (status = 422, description = "Invalid fields, each named in `fields`; or an Idempotency-Key reused with another body", body = ErrorBody),
+        (status = 409, description = "A request with this Idempotency-Key is still in progress", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     )
 )]
 pub async fn create(
     State(state): State<AppState>,
     auth: AuthUser,
+    headers: HeaderMap,
     JsonObject(mut body): JsonObject,
 ) -> Result<Response, ApiError> {
+    let key = idempotency::key(&headers, "POST /api/expenses", body.canonical())?;
+    if let Some(replayed) =
+        idempotency::replay(&state, auth.id, key.as_ref(), Some(LOCATION_PREFIX)).await?
+    {
+        return Ok(replayed);
+    }
     let category: Option<String> = body.required("category", "a string");
     let category = body.check("category", category, |c| validate::category(&c));
     let amount: Option<Money> = body.required("amount", "a number or a decimal string");
@@ -62,8 +75,22 @@ pub async fn create(
         amount,
         spent_on: spent_on.unwrap_or_else(|| Utc::now().date_naive()),
     };
-    let expense = state.store.create_expense(auth.id, input).await?;
-    let location = HeaderValue::from_str(&format!("/api/expenses/{}", expense.id))
+    let expense = match state
+        .store
+        .create_expense(auth.id, input, key.as_ref())
+        .await
+    {
+        // A concurrent request with the same key committed first: answer as it did.
+        Err(StoreError::Conflict) if key.is_some() => {
+            return idempotency::replay(&state, auth.id, key.as_ref(), Some(LOCATION_PREFIX))
+                .await?
+                .ok_or(ApiError::Conflict(
+                    "a request with this Idempotency-Key is in progress",
+                ));
+        }
+        other => other?,
+    };
+    let location = HeaderValue::from_str(&format!("{LOCATION_PREFIX}/{}", expense.id))
         .map_err(|e| ApiError::Internal(e.into()))?;
     Ok((
         StatusCode::CREATED,

@@ -111,14 +111,23 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
 pub struct Fields {
     map: Map<String, Value>,
     errors: BTreeMap<String, String>,
+    canonical: String,
 }
 
 impl Fields {
     fn new(map: Map<String, Value>) -> Self {
+        // Keys sorted, no whitespace: the same body however it was formatted.
+        let canonical = serde_json::to_string(&map).unwrap_or_default();
         Fields {
             map,
             errors: BTreeMap::new(),
+            canonical,
         }
+    }
+
+    /// The body as canonical JSON (sorted keys, no whitespace).
+    pub fn canonical(&self) -> &str {
+        &self.canonical
     }
 
     /// A field that must be present and not null.

@@ -5,6 +5,7 @@ pub mod error;
 mod expenses;
 pub mod extract;
 mod health;
+mod idempotency;
 mod imports;
 use crate::telemetry::metrics;
 pub mod openapi;

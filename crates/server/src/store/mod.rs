@@ -88,6 +88,25 @@ pub struct ListFilter {
     pub to: Option<NaiveDate>,
 }
 
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_WINDOW_SECS: i64 = 24 * 60 * 60;
+
+/// An `Idempotency-Key` and what the request it came with was.
+#[derive(Clone, Debug)]
+pub struct IdempotencyKey {
+    pub key: String,
+    /// SHA-256 of the route and the canonical JSON body.
+    pub request_hash: String,
+}
+
+/// The first response to a request with an idempotency key.
+#[derive(Clone, Debug)]
+pub struct StoredResponse {
+    pub request_hash: String,
+    pub status: u16,
+    pub body: String,
+}
+
 /// What an import wrote.
 #[derive(Clone, Debug)]
 pub struct ImportOutcome {
@@ -162,12 +181,21 @@ pub trait Store: Send + Sync + 'static {
     /// refuses every token issued before; returns the new generation.
     async fn change_password(&self, user_id: Uuid, password_hash: &str) -> Result<i64, StoreError>;
 
-    /// Writes one manual expense.
+    /// Writes one manual expense, and with a key, its response in the same
+    /// transaction (`Conflict` if the key was taken meanwhile).
     async fn create_expense(
         &self,
         user_id: Uuid,
         input: ExpenseInput,
+        idempotency: Option<&IdempotencyKey>,
     ) -> Result<Expense, StoreError>;
+
+    /// The response remembered for a key of this user, if younger than 24 hours.
+    async fn idempotent_response(
+        &self,
+        user_id: Uuid,
+        key: &str,
+    ) -> Result<Option<StoredResponse>, StoreError>;
 
     /// One of the user's expenses.
     async fn expense(&self, user_id: Uuid, id: Uuid) -> Result<Option<Expense>, StoreError>;
@@ -196,6 +224,7 @@ pub trait Store: Send + Sync + 'static {
         user_id: Uuid,
         source: &str,
         transactions: &[BankTransaction],
+        idempotency: Option<&IdempotencyKey>,
     ) -> Result<ImportOutcome, StoreError>;
 }
 
@@ -240,6 +269,16 @@ impl Rollup {
         }
         rollup
     }
+}
+
+/// The body an import answers with.
+pub(crate) fn import_body(imported: &[Expense], skipped: u64) -> String {
+    serde_json::to_string(&finance_shared::ImportResult {
+        imported: imported.len() as u64,
+        skipped,
+        expenses: imported.to_vec(),
+    })
+    .unwrap_or_default()
 }
 
 /// Builds the summary from per-category rows already sorted by total, largest first.

@@ -18,8 +18,9 @@ use sqlx::{Row, Transaction};
 use uuid::Uuid;
 
 use super::{
-    ExpenseInput, ImportOutcome, ListFilter, PoolSettings, Rollup, SessionState, Store, StoreError,
-    UserCredentials, expense_columns, now_micros, summary_from_rows,
+    ExpenseInput, IDEMPOTENCY_WINDOW_SECS, IdempotencyKey, ImportOutcome, ListFilter, PoolSettings,
+    Rollup, SessionState, Store, StoreError, StoredResponse, UserCredentials, expense_columns,
+    now_micros, summary_from_rows,
 };
 use crate::bank::BankTransaction;
 
@@ -147,6 +148,38 @@ async fn apply_rollup(
         .bind(user_id)
         .execute(&mut *conn)
         .await?;
+    Ok(())
+}
+
+/// Remembers the response to a request with an idempotency key (and forgets
+/// the user's keys older than the window).
+async fn remember(
+    conn: &mut SqliteConnection,
+    user_id: Uuid,
+    idempotency: Option<&IdempotencyKey>,
+    status: u16,
+    body: String,
+) -> Result<(), sqlx::Error> {
+    let Some(idempotency) = idempotency else {
+        return Ok(());
+    };
+    let now = chrono::Utc::now().timestamp();
+    sqlx::query("DELETE FROM idempotency_keys WHERE user_id = ? AND created_at < ?")
+        .bind(user_id)
+        .bind(now - IDEMPOTENCY_WINDOW_SECS)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO idempotency_keys (user_id, key, request_hash, status, body, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(user_id)
+    .bind(&idempotency.key)
+    .bind(&idempotency.request_hash)
+    .bind(i32::from(status))
+    .bind(body)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -294,6 +327,7 @@ impl Store for SqliteStore {
         &self,
         user_id: Uuid,
         input: ExpenseInput,
+        idempotency: Option<&IdempotencyKey>,
     ) -> Result<Expense, StoreError> {
         let expense = Expense {
             id: Uuid::now_v7(),
@@ -307,8 +341,31 @@ impl Store for SqliteStore {
         let mut tx = self.begin_write().await?;
         insert_expense(&mut tx, user_id, &expense, None).await?;
         apply_rollup(&mut tx, user_id, &Rollup::of([&expense])).await?;
+        let body = serde_json::to_string(&expense).unwrap_or_default();
+        remember(&mut tx, user_id, idempotency, 201, body).await?;
         tx.commit().await?;
         Ok(expense)
+    }
+
+    async fn idempotent_response(
+        &self,
+        user_id: Uuid,
+        key: &str,
+    ) -> Result<Option<StoredResponse>, StoreError> {
+        let since = chrono::Utc::now().timestamp() - IDEMPOTENCY_WINDOW_SECS;
+        let row: Option<(String, i32, String)> = sqlx::query_as(
+            "SELECT request_hash, status, body FROM idempotency_keys WHERE user_id = ? AND key = ? AND created_at >= ?",
+        )
+        .bind(user_id)
+        .bind(key)
+        .bind(since)
+        .fetch_optional(&self.readers)
+        .await?;
+        Ok(row.map(|(request_hash, status, body)| StoredResponse {
+            request_hash,
+            status: u16::try_from(status).unwrap_or(500),
+            body,
+        }))
     }
 
     async fn expense(&self, user_id: Uuid, id: Uuid) -> Result<Option<Expense>, StoreError> {
@@ -403,6 +460,7 @@ impl Store for SqliteStore {
         user_id: Uuid,
         source: &str,
         transactions: &[BankTransaction],
+        idempotency: Option<&IdempotencyKey>,
     ) -> Result<ImportOutcome, StoreError> {
         let created_at = now_micros();
         let mut tx = self.begin_write().await?;
@@ -416,8 +474,10 @@ impl Store for SqliteStore {
         if !imported.is_empty() {
             apply_rollup(&mut tx, user_id, &Rollup::of(&imported)).await?;
         }
-        tx.commit().await?;
         let skipped = (transactions.len() - imported.len()) as u64;
+        let body = super::import_body(&imported, skipped);
+        remember(&mut tx, user_id, idempotency, 201, body).await?;
+        tx.commit().await?;
         Ok(ImportOutcome { imported, skipped })
     }
 }
