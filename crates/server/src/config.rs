@@ -83,6 +83,22 @@ pub struct Cli {
     #[arg(long, env = "DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// Failed logins allowed per email within the window.
+    #[arg(long, env = "LOGIN_MAX_FAILURES_PER_EMAIL", default_value_t = 5)]
+    pub login_max_failures_per_email: u32,
+
+    /// Failed logins allowed per client address within the window.
+    #[arg(long, env = "LOGIN_MAX_FAILURES_PER_ADDRESS", default_value_t = 20)]
+    pub login_max_failures_per_address: u32,
+
+    /// The sliding window of failed logins, in seconds.
+    #[arg(long, env = "LOGIN_WINDOW_SECONDS", default_value_t = 900)]
+    pub login_window_seconds: u64,
+
+    /// Reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For is believed.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
     /// Most database connections (readers, on SQLite).
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
     pub database_max_connections: u32,
@@ -99,6 +115,8 @@ pub struct Settings {
     pub pool: crate::store::PoolSettings,
     /// Concurrent password hashes; defaults to the number of cores.
     pub password_concurrency: usize,
+    pub login_limits: crate::auth::LoginLimits,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Cli {
@@ -146,8 +164,22 @@ impl Cli {
                 ..Default::default()
             },
             password_concurrency: default_password_concurrency(),
+            login_limits: crate::auth::LoginLimits {
+                per_email: self.login_max_failures_per_email.max(1),
+                per_address: self.login_max_failures_per_address.max(1),
+                window: Duration::from_secs(self.login_window_seconds.max(1)),
+            },
+            trusted_proxies: self.trusted_proxies,
         })
     }
+}
+
+/// An address (`10.0.0.1`) or a network (`10.0.0.0/8`).
+fn parse_proxy(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{s:?} is not an IP address or CIDR network"))
 }
 
 /// One hash at a time per core.

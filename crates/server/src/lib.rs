@@ -14,7 +14,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::auth::{Passwords, Tokens};
+use crate::auth::{LoginLimiter, Passwords, Tokens};
 use crate::bank::{BankClient, MockBank};
 use crate::cache::{CacheBackend, MemoryCache, RedisCache, SummaryCache};
 use crate::config::{Settings, mask_url};
@@ -28,6 +28,9 @@ pub struct AppState {
     pub tokens: Tokens,
     pub passwords: Passwords,
     pub bank: Arc<dyn BankClient>,
+    pub limiter: Arc<LoginLimiter>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
 }
 
 /// Most summaries the in-process cache holds.
@@ -60,6 +63,11 @@ impl AppState {
             tokens: Tokens::new(settings.jwt_secret.expose().as_bytes(), settings.token_ttl),
             passwords: Passwords::new(settings.password_concurrency)?,
             bank: Arc::new(MockBank),
+            limiter: Arc::new(LoginLimiter::new(
+                settings.login_limits,
+                settings.redis.as_ref(),
+            )?),
+            trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
         })
     }
 }
@@ -71,7 +79,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = http::router(state);
+    let app = http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

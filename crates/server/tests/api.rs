@@ -4,7 +4,7 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{Backend, TestApp, spawn_app, unique_email};
+use common::{Backend, TestApp, spawn_app, spawn_app_with, unique_email};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -34,6 +34,8 @@ on_every_backend!(
     register_normalises_email_and_refuses_taken_email_in_any_case,
     register_reports_every_invalid_field,
     login_answers_the_same_for_unknown_email_and_wrong_password,
+    login_is_throttled_per_email_and_per_address,
+    forwarded_for_is_ignored_unless_the_proxy_is_trusted,
     me_requires_a_valid_token,
     logout_revokes_the_presented_token_only,
     password_change_revokes_every_earlier_token,
@@ -199,6 +201,99 @@ async fn login_answers_the_same_for_unknown_email_and_wrong_password(backend: Ba
         wrong.body, unknown.body,
         "the two failures must be indistinguishable"
     );
+}
+
+async fn login_from(app: &TestApp, address: &str, email: &str, password: &str) -> common::Reply {
+    let res = app
+        .http
+        .post(format!("{}/api/auth/login", app.base))
+        .header("x-forwarded-for", address)
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("request");
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = res.json().await.unwrap_or(Value::Null);
+    common::Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn small_limits(spec: &mut common::Spec) {
+    spec.login_limits = finance_server::auth::LoginLimits {
+        per_email: 3,
+        per_address: 5,
+        window: std::time::Duration::from_secs(600),
+    };
+    spec.trusted_proxies = vec!["127.0.0.1/32".parse().expect("network")];
+}
+
+async fn login_is_throttled_per_email_and_per_address(backend: Backend) {
+    let app = spawn_app_with(backend, small_limits).await;
+    let victim = unique_email();
+    app.register(&victim, "the real password").await;
+
+    // Per email: three failures from anywhere, then even the right password waits.
+    for address in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
+        login_from(&app, address, &victim, "guess")
+            .await
+            .assert_error(401, "unauthorized");
+    }
+    let blocked = login_from(&app, "198.51.100.4", &victim, "the real password").await;
+    blocked.assert_error(429, "rate_limited");
+    let retry_after: u64 = blocked
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("seconds");
+    assert!(
+        (1..=600).contains(&retry_after),
+        "Retry-After {retry_after}"
+    );
+
+    // Per address: five failures on any emails, then that address waits.
+    let attacker = "203.0.113.66";
+    for _ in 0..5 {
+        login_from(&app, attacker, &unique_email(), "guess")
+            .await
+            .assert_error(401, "unauthorized");
+    }
+    let someone = unique_email();
+    app.register(&someone, "their password").await;
+    login_from(&app, attacker, &someone, "their password")
+        .await
+        .assert_error(429, "rate_limited");
+
+    // A success elsewhere resets nothing of the attacker's.
+    assert_eq!(
+        login_from(&app, "192.0.2.10", &someone, "their password")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    login_from(&app, attacker, &someone, "their password")
+        .await
+        .assert_error(429, "rate_limited");
+}
+
+async fn forwarded_for_is_ignored_unless_the_proxy_is_trusted(backend: Backend) {
+    let app = spawn_app_with(backend, |spec| {
+        small_limits(spec);
+        spec.trusted_proxies.clear();
+    })
+    .await;
+    // Spoofing a new X-Forwarded-For on every try does not escape the address limit.
+    for i in 0..5 {
+        login_from(&app, &format!("10.9.9.{i}"), &unique_email(), "guess")
+            .await
+            .assert_error(401, "unauthorized");
+    }
+    login_from(&app, "10.9.9.200", &unique_email(), "guess")
+        .await
+        .assert_error(429, "rate_limited");
 }
 
 async fn me_requires_a_valid_token(backend: Backend) {

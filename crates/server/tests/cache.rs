@@ -13,6 +13,8 @@ async fn summary_reflects_write_on_other_instance() {
     let spec = Spec {
         database_url: fresh_postgres_database().await,
         redis: Some(redis_settings().await),
+        login_limits: Default::default(),
+        trusted_proxies: Vec::new(),
     };
     let a = start(&spec).await;
     let b = start(&spec).await;
@@ -53,6 +55,8 @@ async fn logout_and_password_change_hold_on_every_instance() {
     let spec = Spec {
         database_url: fresh_postgres_database().await,
         redis: Some(redis_settings().await),
+        login_limits: Default::default(),
+        trusted_proxies: Vec::new(),
     };
     let a = start(&spec).await;
     let b = start(&spec).await;
@@ -89,6 +93,43 @@ async fn logout_and_password_change_hold_on_every_instance() {
     a.get("/api/auth/me", &token)
         .await
         .assert_error(401, "unauthorized");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_throttling_is_shared_by_every_instance() {
+    let spec = Spec {
+        database_url: fresh_postgres_database().await,
+        redis: Some(redis_settings().await),
+        login_limits: finance_server::auth::LoginLimits {
+            per_email: 4,
+            per_address: 100,
+            window: Duration::from_secs(600),
+        },
+        trusted_proxies: Vec::new(),
+    };
+    let a = start(&spec).await;
+    let b = start(&spec).await;
+    let email = common::unique_email();
+    a.register(&email, "right password").await;
+    for (i, app) in [&a, &b, &a, &b].into_iter().enumerate() {
+        let reply = app
+            .post(
+                "/api/auth/login",
+                None,
+                json!({"email": email, "password": format!("wrong {i}")}),
+            )
+            .await;
+        reply.assert_error(401, "unauthorized");
+    }
+    for app in [&a, &b] {
+        app.post(
+            "/api/auth/login",
+            None,
+            json!({"email": email, "password": "right password"}),
+        )
+        .await
+        .assert_error(429, "rate_limited");
+    }
 }
 
 /// A Redis of the test's own on a spare port, so it can be stopped.
@@ -154,6 +195,8 @@ async fn redis_outage_degrades_to_the_database_and_recovers() {
     let spec = Spec {
         database_url: format!("sqlite:{}", dir.path().join("finance.db").display()),
         redis: Some(settings),
+        login_limits: Default::default(),
+        trusted_proxies: Vec::new(),
     };
     let app = start(&spec).await;
     let token = app.new_user().await;

@@ -29,6 +29,8 @@ async fn start_server(dir: &Path) -> Server {
         token_ttl: Duration::from_secs(3600),
         pool: PoolSettings::default(),
         password_concurrency: 2,
+        login_limits: Default::default(),
+        trusted_proxies: Vec::new(),
     };
     let state = AppState::from_settings(&settings)
         .await

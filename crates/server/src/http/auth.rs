@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use finance_shared::{AuthResponse, Credentials, ErrorBody, PasswordChange, User, validate};
 
+use super::client::ClientAddr;
 use super::error::ApiError;
 use super::extract::{AuthUser, JsonObject};
 use crate::AppState;
@@ -75,6 +76,8 @@ pub async fn register(
         (status = 200, description = "Logged in", body = AuthResponse),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Unknown email or wrong password (one answer for both)", body = ErrorBody),
+        (status = 429, description = "Too many failed attempts for this email or from this address", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until another attempt is allowed"))),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 422, description = "Missing or mistyped fields", body = ErrorBody),
@@ -83,6 +86,7 @@ pub async fn register(
 )]
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddr(address): ClientAddr,
     JsonObject(mut body): JsonObject,
 ) -> Result<Json<AuthResponse>, ApiError> {
     let email: Option<String> = body.required("email", "a string");
@@ -94,13 +98,23 @@ pub async fn login(
         ));
     };
     let email = email.trim().to_lowercase();
+    let address = address.to_string();
+    if let Some(wait) = state.limiter.blocked(&email, &address).await {
+        return Err(ApiError::RateLimited(wait));
+    }
     let credentials = state.store.user_credentials(&email).await?;
     let hash = credentials.as_ref().map(|c| c.password_hash.clone());
     // An unknown email is checked against a dummy hash: same work, same time.
     let matches = state.passwords.verify(password, hash).await?;
     match credentials {
-        Some(c) if matches => Ok(Json(token_response(&state, c.user, c.token_generation)?)),
-        _ => Err(ApiError::Unauthorized(BAD_CREDENTIALS)),
+        Some(c) if matches => {
+            state.limiter.succeeded(&email).await;
+            Ok(Json(token_response(&state, c.user, c.token_generation)?))
+        }
+        _ => {
+            state.limiter.failed(&email, &address).await;
+            Err(ApiError::Unauthorized(BAD_CREDENTIALS))
+        }
     }
 }
 

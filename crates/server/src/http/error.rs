@@ -31,6 +31,8 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the database is unavailable")]
     Unavailable,
+    #[error("too many failed attempts; try again later")]
+    RateLimited(std::time::Duration),
     /// Logged in full, never sent.
     #[error("internal error: {0}")]
     Internal(anyhow::Error),
@@ -74,6 +76,11 @@ impl ApiError {
                 ErrorCode::MethodNotAllowed,
                 "this method is not allowed on this route".to_owned(),
             ),
+            RateLimited(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                message,
+            ),
             Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::ServiceUnavailable,
@@ -96,6 +103,12 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let (status, error, message) = self.parts();
+        let retry_after = match &self {
+            ApiError::RateLimited(wait) => {
+                Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+            }
+            _ => None,
+        };
         let fields = match self {
             ApiError::Validation(fields) => Some(fields),
             _ => None,
@@ -109,6 +122,11 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

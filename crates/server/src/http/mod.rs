@@ -1,6 +1,7 @@
 //! The HTTP layer: routes, extractors and the error type.
 
 mod auth;
+pub mod client;
 pub mod error;
 mod expenses;
 pub mod extract;

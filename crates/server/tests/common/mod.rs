@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use finance_server::AppState;
+use finance_server::auth::LoginLimits;
 use finance_server::cache::RedisSettings;
 use finance_server::config::{Secret, Settings};
 use finance_server::store::PoolSettings;
@@ -103,6 +104,8 @@ pub async fn redis_settings() -> RedisSettings {
 pub struct Spec {
     pub database_url: String,
     pub redis: Option<RedisSettings>,
+    pub login_limits: LoginLimits,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Spec {
@@ -112,10 +115,14 @@ impl Spec {
             Backend::Sqlite => Spec {
                 database_url: format!("sqlite:{}", dir.path().join("finance.db").display()),
                 redis: None,
+                login_limits: LoginLimits::default(),
+                trusted_proxies: Vec::new(),
             },
             Backend::Postgres => Spec {
                 database_url: fresh_postgres_database().await,
                 redis: Some(redis_settings().await),
+                login_limits: LoginLimits::default(),
+                trusted_proxies: Vec::new(),
             },
         }
     }
@@ -132,6 +139,8 @@ impl Spec {
                 acquire_timeout: Duration::from_secs(5),
             },
             password_concurrency: 2,
+            login_limits: self.login_limits,
+            trusted_proxies: self.trusted_proxies.clone(),
         }
     }
 }
@@ -191,8 +200,14 @@ impl Reply {
 
 /// Starts a server for one test on the backend.
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Starts a server for one test on the backend, with settings changed by `adjust`.
+pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Spec)) -> TestApp {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let spec = Spec::fresh(backend, &dir).await;
+    let mut spec = Spec::fresh(backend, &dir).await;
+    adjust(&mut spec);
     let mut app = start(&spec).await;
     app._dir = Some(dir);
     app
