@@ -15,6 +15,7 @@ async fn summary_reflects_write_on_other_instance() {
         redis: Some(redis_settings().await),
         login_limits: Default::default(),
         trusted_proxies: Vec::new(),
+        acquire_timeout: Duration::from_secs(5),
     };
     let a = start(&spec).await;
     let b = start(&spec).await;
@@ -57,6 +58,7 @@ async fn logout_and_password_change_hold_on_every_instance() {
         redis: Some(redis_settings().await),
         login_limits: Default::default(),
         trusted_proxies: Vec::new(),
+        acquire_timeout: Duration::from_secs(5),
     };
     let a = start(&spec).await;
     let b = start(&spec).await;
@@ -106,6 +108,7 @@ async fn login_throttling_is_shared_by_every_instance() {
             window: Duration::from_secs(600),
         },
         trusted_proxies: Vec::new(),
+        acquire_timeout: Duration::from_secs(5),
     };
     let a = start(&spec).await;
     let b = start(&spec).await;
@@ -197,6 +200,7 @@ async fn redis_outage_degrades_to_the_database_and_recovers() {
         redis: Some(settings),
         login_limits: Default::default(),
         trusted_proxies: Vec::new(),
+        acquire_timeout: Duration::from_secs(5),
     };
     let app = start(&spec).await;
     let token = app.new_user().await;

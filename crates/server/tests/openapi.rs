@@ -15,7 +15,11 @@ const CONTRACT: &[(&str, &str, &[u16])] = &[
         "/api/auth/register",
         &[201, 409, 422, 400, 415, 413],
     ),
-    ("post", "/api/auth/login", &[200, 401, 422, 429, 400, 415, 413]),
+    (
+        "post",
+        "/api/auth/login",
+        &[200, 401, 422, 429, 400, 415, 413],
+    ),
     ("get", "/api/auth/me", &[200, 401]),
     ("post", "/api/auth/logout", &[204, 401]),
     (

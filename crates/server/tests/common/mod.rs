@@ -106,6 +106,8 @@ pub struct Spec {
     pub redis: Option<RedisSettings>,
     pub login_limits: LoginLimits,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How long a request waits for a database connection.
+    pub acquire_timeout: Duration,
 }
 
 impl Spec {
@@ -117,12 +119,14 @@ impl Spec {
                 redis: None,
                 login_limits: LoginLimits::default(),
                 trusted_proxies: Vec::new(),
+                acquire_timeout: Duration::from_secs(5),
             },
             Backend::Postgres => Spec {
                 database_url: fresh_postgres_database().await,
                 redis: Some(redis_settings().await),
                 login_limits: LoginLimits::default(),
                 trusted_proxies: Vec::new(),
+                acquire_timeout: Duration::from_secs(5),
             },
         }
     }
@@ -136,7 +140,7 @@ impl Spec {
             token_ttl: Duration::from_secs(3600),
             pool: PoolSettings {
                 max_connections: 8,
-                acquire_timeout: Duration::from_secs(5),
+                acquire_timeout: self.acquire_timeout,
             },
             password_concurrency: 2,
             login_limits: self.login_limits,

@@ -1,0 +1,405 @@
+//! Failures: the database cut off, SIGTERM under load, a crash mid-import,
+//! racing imports, and Redis missing from the start.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Backend, Spec, fresh_postgres_database, spawn_app, start};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
+
+/// A TCP proxy the test can cut: while down it drops every open connection and refuses new ones.
+struct CuttableProxy {
+    addr: std::net::SocketAddr,
+    up: Arc<Mutex<bool>>,
+    connections: Arc<Mutex<Vec<AbortHandle>>>,
+}
+
+impl CuttableProxy {
+    async fn to(target: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("address");
+        let up = Arc::new(Mutex::new(true));
+        let connections: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
+        let (flag, conns, target) = (up.clone(), connections.clone(), target.to_owned());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !*flag.lock().expect("lock") {
+                    drop(client);
+                    continue;
+                }
+                let target = target.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                conns.lock().expect("lock").push(task.abort_handle());
+            }
+        });
+        CuttableProxy {
+            addr,
+            up,
+            connections,
+        }
+    }
+
+    fn set_up(&self, up: bool) {
+        *self.up.lock().expect("lock") = up;
+        if !up {
+            for connection in self.connections.lock().expect("lock").drain(..) {
+                connection.abort();
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_answers_503_quickly_and_recovers_without_restart() {
+    let mut url = url::Url::parse(&fresh_postgres_database().await).expect("url");
+    let target = format!(
+        "{}:{}",
+        url.host_str().expect("host"),
+        url.port().unwrap_or(5432)
+    );
+    let proxy = CuttableProxy::to(&target).await;
+    url.set_port(Some(proxy.addr.port())).expect("port");
+    let acquire_timeout = Duration::from_secs(2);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut spec = Spec::fresh(Backend::Sqlite, &dir).await;
+    spec.database_url = url.to_string();
+    spec.acquire_timeout = acquire_timeout;
+    let app = start(&spec).await;
+    let token = app.new_user().await;
+    app.add(&token, "Food", json!(5), "2026-11-01").await;
+
+    proxy.set_up(false);
+    for (method, path, body) in [
+        (Method::GET, "/api/expenses", None),
+        (Method::GET, "/api/expenses/summary?from=2020-01-01", None),
+        (
+            Method::POST,
+            "/api/expenses",
+            Some(json!({"category": "Food", "amount": 1})),
+        ),
+        (Method::GET, "/api/auth/me", None),
+    ] {
+        let started = Instant::now();
+        let reply = app.request(method.clone(), path, Some(&token), body).await;
+        reply.assert_error(503, "service_unavailable");
+        assert!(
+            started.elapsed() < acquire_timeout + Duration::from_secs(3),
+            "{method} {path} took {:?}",
+            started.elapsed()
+        );
+    }
+    let ready = app.request(Method::GET, "/readyz", None, None).await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready.body["database"], "down");
+    let health = app.request(Method::GET, "/healthz", None, None).await;
+    assert_eq!(health.status, StatusCode::OK, "the process itself is fine");
+
+    proxy.set_up(true);
+    let mut recovered = false;
+    for _ in 0..50 {
+        if app.request(Method::GET, "/readyz", None, None).await.status == StatusCode::OK {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(recovered, "ready again once the database is back");
+    app.add(&token, "Food", json!(7), "2026-11-02").await;
+    assert_eq!(
+        app.summary(&token, "").await.body["total"],
+        "12.00",
+        "nothing lost, nothing doubled"
+    );
+}
+
+/// `finance-server` as a process on a SQLite file in `dir`.
+struct Process {
+    child: tokio::process::Child,
+    base: String,
+}
+
+impl Process {
+    async fn start(dir: &std::path::Path) -> Process {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("spare port");
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_finance-server"))
+            .env("DATA_DIR", dir)
+            .env("BIND", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start finance-server");
+        let base = format!("http://127.0.0.1:{port}");
+        for _ in 0..200 {
+            if reqwest::get(format!("{base}/healthz")).await.is_ok() {
+                return Process { child, base };
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("finance-server did not start");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("running").to_string();
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    async fn wait(mut self) -> std::process::ExitStatus {
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("the server exits")
+            .expect("exit status")
+    }
+}
+
+async fn register(client: &reqwest::Client, base: &str) -> String {
+    let reply: Value = client
+        .post(format!("{base}/api/auth/register"))
+        .json(&json!({"email": common::unique_email(), "password": "a fine password"}))
+        .send()
+        .await
+        .expect("register")
+        .json()
+        .await
+        .expect("json");
+    reply["access_token"].as_str().expect("token").to_owned()
+}
+
+async fn all_ids(client: &reqwest::Client, base: &str, token: &str) -> HashSet<String> {
+    let mut ids = HashSet::new();
+    let mut cursor = String::new();
+    loop {
+        let page: Value = client
+            .get(format!("{base}/api/expenses?limit=200&cursor={cursor}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        for e in page["expenses"].as_array().expect("expenses") {
+            ids.insert(e["id"].as_str().expect("id").to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_owned(),
+            None => return ids,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_write_load_keeps_every_acknowledged_expense() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let server = Process::start(dir.path()).await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let token = register(&client, &server.base).await;
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let (client, base, token, acked) = (client.clone(), server.base.clone(), token.clone(), acked.clone());
+            tokio::spawn(async move {
+                for i in 0.. {
+                    let sent = client
+                        .post(format!("{base}/api/expenses"))
+                        .bearer_auth(&token)
+                        .json(&json!({"category": "Load", "amount": format!("{}.{:02}", w + 1, i % 100)}))
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(res) if res.status() == StatusCode::CREATED => {
+                            let e: Value = res.json().await.expect("expense");
+                            acked.lock().expect("lock").push(e["id"].as_str().expect("id").to_owned());
+                        }
+                        // Refused once shutdown began: the writer stops.
+                        _ => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    server.signal("-TERM");
+    let status = server.wait().await;
+    assert!(status.success(), "graceful exit: {status}");
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let acked: HashSet<String> = acked.lock().expect("lock").iter().cloned().collect();
+    assert!(
+        acked.len() > 10,
+        "the load was real: {} acknowledged",
+        acked.len()
+    );
+
+    let restarted = Process::start(dir.path()).await;
+    let stored = all_ids(&client, &restarted.base, &token).await;
+    let missing: Vec<_> = acked.difference(&stored).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged expenses lost",
+        missing.len(),
+        acked.len()
+    );
+    restarted.signal("-TERM");
+    restarted.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_during_import_leaves_all_or_nothing() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let mut token = None;
+    // A 1,000-row import takes from tens to hundreds of milliseconds: some
+    // kills land before it, some during, some after it committed.
+    for (round, delay_ms) in [10u64, 40, 80, 120, 160, 240, 2000].into_iter().enumerate() {
+        let server = Process::start(dir.path()).await;
+        let token = match &token {
+            Some(t) => t,
+            None => token.insert(register(&client, &server.base).await),
+        };
+        let import = client
+            .post(format!("{}/api/imports/mock", server.base))
+            .bearer_auth(token.as_str())
+            .json(&json!({"count": 1000, "seed": round}))
+            .send();
+        let killer = async {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            server.signal("-KILL");
+        };
+        let (_, ()) = tokio::join!(import, killer);
+        server.wait().await;
+    }
+    let server = Process::start(dir.path()).await;
+    let token = token.expect("registered");
+    let rows = all_ids(&client, &server.base, &token).await.len();
+    eprintln!("rows after the crashes: {rows}");
+    assert!(rows > 0, "at least one import committed before its kill");
+    assert_eq!(
+        rows % 1000,
+        0,
+        "each import landed whole or not at all: {rows} rows"
+    );
+    let summary: Value = client
+        .get(format!("{}/api/expenses/summary", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("summary")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        summary["count"].as_u64(),
+        Some(rows as u64),
+        "the totals agree with the rows"
+    );
+    server.signal("-TERM");
+    server.wait().await;
+}
+
+async fn racing_imports_of_one_seed_land_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.new_user().await;
+    let replies = futures::future::join_all((0..8).map(|_| {
+        app.post(
+            "/api/imports/mock",
+            Some(&token),
+            json!({"count": 50, "seed": 4242}),
+        )
+    }))
+    .await;
+    let mut imported = 0;
+    let mut skipped = 0;
+    for r in &replies {
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        imported += r.body["imported"].as_u64().expect("imported");
+        skipped += r.body["skipped"].as_u64().expect("skipped");
+    }
+    assert_eq!((imported, skipped), (50, 350));
+    assert_eq!(app.summary(&token, "").await.body["count"], 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_imports_of_one_seed_land_once_on_sqlite() {
+    racing_imports_of_one_seed_land_once(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_imports_of_one_seed_land_once_on_postgres() {
+    racing_imports_of_one_seed_land_once(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_at_start_degrades_then_recovers() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("spare port");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut spec = Spec::fresh(Backend::Sqlite, &dir).await;
+    let mut redis = common::redis_settings().await;
+    redis.url = format!("redis://127.0.0.1:{port}");
+    spec.redis = Some(redis);
+    let app = start(&spec).await;
+    let token = app.new_user().await;
+    for i in 1..=5 {
+        app.add(&token, "Food", json!(2), "2026-11-01").await;
+        let s = app.summary(&token, "").await;
+        assert_eq!(s.body["count"], i);
+    }
+    assert_eq!(
+        app.request(Method::GET, "/readyz", None, None).await.body["cache"],
+        "down"
+    );
+
+    let mut server = tokio::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("redis-server is installed");
+    let mut hit = false;
+    for _ in 0..100 {
+        let s = app.summary(&token, "").await;
+        assert_eq!(s.body["count"], 5);
+        if s.header("x-cache") == Some("hit") {
+            hit = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(hit, "the cache starts working once Redis appears");
+    let _ = server.kill().await;
+}
