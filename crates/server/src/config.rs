@@ -99,9 +99,35 @@ pub struct Cli {
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 
+    /// A request running longer is cancelled with 503, in seconds.
+    #[arg(long, env = "REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub request_timeout_seconds: u64,
+
+    /// A client must send its request headers within this many seconds.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub header_read_timeout_seconds: u64,
+
     /// Most database connections (readers, on SQLite).
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
     pub database_max_connections: u32,
+}
+
+/// Deadlines that keep slow or stuck clients from holding the server.
+#[derive(Clone, Copy, Debug)]
+pub struct ServerLimits {
+    /// A request still running after this is cancelled (its transaction rolls back) with 503.
+    pub request_timeout: Duration,
+    /// A client must send its request headers within this.
+    pub header_read_timeout: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            request_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Everything the server needs to start, resolved.
@@ -117,6 +143,7 @@ pub struct Settings {
     pub password_concurrency: usize,
     pub login_limits: crate::auth::LoginLimits,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub limits: ServerLimits,
 }
 
 impl Cli {
@@ -170,6 +197,10 @@ impl Cli {
                 window: Duration::from_secs(self.login_window_seconds.max(1)),
             },
             trusted_proxies: self.trusted_proxies,
+            limits: ServerLimits {
+                request_timeout: Duration::from_secs(self.request_timeout_seconds.max(1)),
+                header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds.max(1)),
+            },
         })
     }
 }

@@ -16,6 +16,7 @@ async fn summary_reflects_write_on_other_instance() {
         login_limits: Default::default(),
         trusted_proxies: Vec::new(),
         acquire_timeout: Duration::from_secs(5),
+        limits: Default::default(),
     };
     let a = start(&spec).await;
     let b = start(&spec).await;
@@ -59,6 +60,7 @@ async fn logout_and_password_change_hold_on_every_instance() {
         login_limits: Default::default(),
         trusted_proxies: Vec::new(),
         acquire_timeout: Duration::from_secs(5),
+        limits: Default::default(),
     };
     let a = start(&spec).await;
     let b = start(&spec).await;
@@ -109,6 +111,7 @@ async fn login_throttling_is_shared_by_every_instance() {
         },
         trusted_proxies: Vec::new(),
         acquire_timeout: Duration::from_secs(5),
+        limits: Default::default(),
     };
     let a = start(&spec).await;
     let b = start(&spec).await;
@@ -201,6 +204,7 @@ async fn redis_outage_degrades_to_the_database_and_recovers() {
         login_limits: Default::default(),
         trusted_proxies: Vec::new(),
         acquire_timeout: Duration::from_secs(5),
+        limits: Default::default(),
     };
     let app = start(&spec).await;
     let token = app.new_user().await;

@@ -31,6 +31,7 @@ async fn start_server(dir: &Path) -> Server {
         password_concurrency: 2,
         login_limits: Default::default(),
         trusted_proxies: Vec::new(),
+        limits: Default::default(),
     };
     let state = AppState::from_settings(&settings)
         .await

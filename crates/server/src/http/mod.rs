@@ -57,6 +57,22 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     (router, doc)
 }
 
+/// Cancels a request that runs past the deadline; dropping it rolls back any
+/// open transaction, so nothing half-done is kept.
+async fn deadline(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match tokio::time::timeout(state.limits.request_timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!("request cancelled at its deadline");
+            ApiError::Unavailable.into_response()
+        }
+    }
+}
+
 fn route_of<B>(req: &Request<B>) -> &str {
     req.extensions()
         .get::<MatchedPath>()
@@ -69,6 +85,10 @@ pub fn router(state: AppState) -> Router {
     routes
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            deadline,
+        ))
         .with_state(state)
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -108,6 +108,7 @@ pub struct Spec {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How long a request waits for a database connection.
     pub acquire_timeout: Duration,
+    pub limits: finance_server::config::ServerLimits,
 }
 
 impl Spec {
@@ -120,6 +121,7 @@ impl Spec {
                 login_limits: LoginLimits::default(),
                 trusted_proxies: Vec::new(),
                 acquire_timeout: Duration::from_secs(5),
+                limits: Default::default(),
             },
             Backend::Postgres => Spec {
                 database_url: fresh_postgres_database().await,
@@ -127,6 +129,7 @@ impl Spec {
                 login_limits: LoginLimits::default(),
                 trusted_proxies: Vec::new(),
                 acquire_timeout: Duration::from_secs(5),
+                limits: Default::default(),
             },
         }
     }
@@ -145,6 +148,7 @@ impl Spec {
             password_concurrency: 2,
             login_limits: self.login_limits,
             trusted_proxies: self.trusted_proxies.clone(),
+            limits: self.limits,
         }
     }
 }
