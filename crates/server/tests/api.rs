@@ -49,6 +49,8 @@ on_every_backend!(
     summary_is_cached_and_a_write_is_seen_at_once,
     summary_honours_the_date_range,
     users_never_see_each_others_data,
+    users_never_see_each_others_data_under_concurrent_load,
+    hostile_strings_are_stored_exactly_or_refused,
     mock_import_skips_transactions_already_imported,
     mock_import_validates_its_body,
     framework_rejections_are_json_errors,
@@ -762,6 +764,162 @@ async fn users_never_see_each_others_data(backend: Backend) {
         )
         .await;
     assert_eq!(bob_import.body["imported"], 5);
+}
+
+async fn users_never_see_each_others_data_under_concurrent_load(backend: Backend) {
+    let app = std::sync::Arc::new(spawn_app(backend).await);
+    let users: Vec<String> = futures::future::join_all((0..6).map(|_| app.new_user())).await;
+    let tasks = users.iter().enumerate().map(|(u, token)| {
+        let (app, token) = (app.clone(), token.clone());
+        tokio::spawn(async move {
+            let category = format!("Only-user-{u}");
+            for i in 0..12 {
+                app.add(
+                    &token,
+                    &category,
+                    json!(u + 1),
+                    &format!("2026-10-{:02}", i + 1),
+                )
+                .await;
+                let s = app.summary(&token, "").await.body;
+                let categories = s["categories"].as_array().expect("categories");
+                assert_eq!(
+                    categories.len(),
+                    1,
+                    "user {u} sees only their category: {s}"
+                );
+                assert_eq!(categories[0]["category"], category.as_str());
+                assert_eq!(s["count"], i + 1);
+                let list = app.get("/api/expenses?limit=200", &token).await.body;
+                for e in list["expenses"].as_array().expect("list") {
+                    assert_eq!(
+                        e["category"],
+                        category.as_str(),
+                        "user {u} sees only their rows"
+                    );
+                }
+            }
+            let first = app.get("/api/expenses?limit=1", &token).await.body["expenses"][0]["id"]
+                .as_str()
+                .expect("id")
+                .to_owned();
+            first
+        })
+    });
+    let ids: Vec<String> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.expect("task"))
+        .collect();
+    // Every user's expense is a 404 to every other user.
+    for (u, token) in users.iter().enumerate() {
+        for (v, id) in ids.iter().enumerate() {
+            let reply = app.get(&format!("/api/expenses/{id}"), token).await;
+            if u == v {
+                assert_eq!(reply.status, StatusCode::OK);
+            } else {
+                reply.assert_error(404, "not_found");
+            }
+        }
+    }
+}
+
+async fn hostile_strings_are_stored_exactly_or_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.new_user().await;
+    let hostile = [
+        "Robert'); DROP TABLE expenses;--".to_owned(),
+        "\" OR 1=1 --".to_owned(),
+        "%_% LIKE".to_owned(),
+        "ünïcödé 🧾 中文 עברית".to_owned(),
+        "zero\u{200b}width\u{feff}".to_owned(),
+        "tab\tand\nnewline".to_owned(),
+        "bell\u{7}".to_owned(),
+        "nul\u{0}byte".to_owned(),
+        "esc\u{1b}[31m".to_owned(),
+        "x".repeat(500),
+        "y".repeat(501),
+        "é".repeat(64),
+        "ê".repeat(65),
+        "  padded  ".to_owned(),
+        "\u{85}next-line".to_owned(),
+    ];
+    for text in &hostile {
+        for field in ["category", "description"] {
+            let mut body = json!({"category": "Safe", "amount": 1, "description": "safe"});
+            body[field] = json!(text);
+            let reply = app.post("/api/expenses", Some(&token), body).await;
+            match reply.status {
+                StatusCode::CREATED => {
+                    let expected = if field == "category" {
+                        text.trim()
+                    } else {
+                        text.as_str()
+                    };
+                    assert_eq!(
+                        reply.body[field], expected,
+                        "{field} {text:?} round-trips exactly"
+                    );
+                    let id = reply.body["id"].as_str().expect("id");
+                    let fetched = app.get(&format!("/api/expenses/{id}"), &token).await;
+                    assert_eq!(fetched.body[field], expected);
+                }
+                StatusCode::UNPROCESSABLE_ENTITY => {
+                    assert!(
+                        reply.body["fields"][field].is_string(),
+                        "{field} {text:?}: {}",
+                        reply.body
+                    );
+                }
+                other => panic!("{field} {text:?} answered {other}: {}", reply.body),
+            }
+        }
+        let reply = app
+            .get(
+                &format!("/api/expenses?category={}", urlencode(text)),
+                &token,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "filtering by {text:?}");
+        let reply = app
+            .post(
+                "/api/auth/login",
+                None,
+                json!({"email": format!("{text}@example.com"), "password": text}),
+            )
+            .await;
+        assert!(
+            [401, 422, 429].contains(&reply.status.as_u16()),
+            "login with {text:?} answered {}",
+            reply.status
+        );
+    }
+    // A password of any characters works, exactly as typed.
+    let email = unique_email();
+    let password = "pässwörd'; --\u{0}🧾";
+    app.register(&email, password).await;
+    let login = app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": email, "password": password}),
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::OK);
+    // Still one table, still working.
+    assert_eq!(app.summary(&token, "").await.status, StatusCode::OK);
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 async fn mock_import_skips_transactions_already_imported(backend: Backend) {

@@ -102,7 +102,11 @@ pub async fn login(
     if let Some(wait) = state.limiter.blocked(&email, &address).await {
         return Err(ApiError::RateLimited(wait));
     }
-    let credentials = state.store.user_credentials(&email).await?;
+    // An address registration would refuse cannot have an account: no lookup.
+    let credentials = match validate::email(&email) {
+        Ok(email) => state.store.user_credentials(&email).await?,
+        Err(_) => None,
+    };
     let hash = credentials.as_ref().map(|c| c.password_hash.clone());
     // An unknown email is checked against a dummy hash: same work, same time.
     let matches = state.passwords.verify(password, hash).await?;

@@ -165,6 +165,18 @@ pub async fn list(
         from: query.from,
         to: query.to,
     };
+    // No category holds control characters (they are refused on write), so
+    // such a filter matches nothing; PostgreSQL would refuse a NUL outright.
+    if query
+        .category
+        .as_deref()
+        .is_some_and(|c| c.chars().any(char::is_control))
+    {
+        return Ok(Json(ExpensePage {
+            expenses: Vec::new(),
+            next_cursor: None,
+        }));
+    }
     let mut expenses = state.store.list_expenses(auth.id, &filter).await?;
     let next_cursor = if expenses.len() > limit as usize {
         expenses.truncate(limit as usize);
