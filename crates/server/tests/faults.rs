@@ -17,6 +17,8 @@ use tokio::task::AbortHandle;
 struct CuttableProxy {
     addr: std::net::SocketAddr,
     up: Arc<Mutex<bool>>,
+    /// While set, new connections are accepted and then never answered.
+    stalled: Arc<Mutex<bool>>,
     connections: Arc<Mutex<Vec<AbortHandle>>>,
 }
 
@@ -25,12 +27,26 @@ impl CuttableProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("address");
         let up = Arc::new(Mutex::new(true));
+        let stalled = Arc::new(Mutex::new(false));
         let connections: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
-        let (flag, conns, target) = (up.clone(), connections.clone(), target.to_owned());
+        let (flag, stall, conns, target) = (
+            up.clone(),
+            stalled.clone(),
+            connections.clone(),
+            target.to_owned(),
+        );
         tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 if !*flag.lock().expect("lock") {
                     drop(client);
+                    continue;
+                }
+                if *stall.lock().expect("lock") {
+                    let hold = tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        drop(client);
+                    });
+                    conns.lock().expect("lock").push(hold.abort_handle());
                     continue;
                 }
                 let target = target.clone();
@@ -45,7 +61,16 @@ impl CuttableProxy {
         CuttableProxy {
             addr,
             up,
+            stalled,
             connections,
+        }
+    }
+
+    /// Drops open connections; new ones hang unanswered.
+    fn stall(&self) {
+        *self.stalled.lock().expect("lock") = true;
+        for connection in self.connections.lock().expect("lock").drain(..) {
+            connection.abort();
         }
     }
 
@@ -120,6 +145,47 @@ async fn database_outage_answers_503_quickly_and_recovers_without_restart() {
         "12.00",
         "nothing lost, nothing doubled"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_database_cannot_hold_a_request_past_its_deadline() {
+    let mut url = url::Url::parse(&fresh_postgres_database().await).expect("url");
+    let target = format!(
+        "{}:{}",
+        url.host_str().expect("host"),
+        url.port().unwrap_or(5432)
+    );
+    let proxy = CuttableProxy::to(&target).await;
+    url.set_port(Some(proxy.addr.port())).expect("port");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut spec = Spec::fresh(Backend::Sqlite, &dir).await;
+    spec.database_url = url.to_string();
+    spec.acquire_timeout = Duration::from_secs(60);
+    spec.limits.request_timeout = Duration::from_secs(1);
+    let app = start(&spec).await;
+    let token = app.new_user().await;
+
+    proxy.stall();
+    // The pooled connection died with the stall (a quick 503); after that,
+    // every new connection hangs, and only the deadline ends the request.
+    for attempt in 0..3 {
+        let started = Instant::now();
+        let reply = app
+            .request(Method::GET, "/api/expenses", Some(&token), None)
+            .await;
+        reply.assert_error(503, "service_unavailable");
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(10),
+            "cut at the deadline, not the pool's 60 s: {took:?}"
+        );
+        if attempt == 2 {
+            assert!(
+                took >= Duration::from_millis(900),
+                "the last one waited for the deadline: {took:?}"
+            );
+        }
+    }
 }
 
 /// `finance-server` as a process on a SQLite file in `dir`.

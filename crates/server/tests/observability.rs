@@ -75,6 +75,8 @@ async fn metrics_are_per_route_template_with_bounded_labels() {
     );
 }
 
+const SECRET: &str = "never-log-me-0123456789-abcdefghijklmnop";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_carry_route_status_latency_and_request_id() {
     let dir = tempfile::tempdir().expect("temporary directory");
@@ -82,7 +84,8 @@ async fn json_logs_carry_route_status_latency_and_request_id() {
         .env("DATA_DIR", dir.path())
         .env("BIND", "127.0.0.1:0")
         .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", "debug")
+        .env("JWT_SECRET", SECRET)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start finance-server");
@@ -90,6 +93,10 @@ async fn json_logs_carry_route_status_latency_and_request_id() {
     let (tx, rx) = std::sync::mpsc::channel::<Value>();
     std::thread::spawn(move || {
         while let Some(Ok(line)) = lines.next() {
+            assert!(
+                !line.contains(SECRET),
+                "the signing secret was logged: {line}"
+            );
             let parsed = serde_json::from_str(&line)
                 .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
             if tx.send(parsed).is_err() {
