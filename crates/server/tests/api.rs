@@ -799,11 +799,10 @@ async fn users_never_see_each_others_data_under_concurrent_load(backend: Backend
                     );
                 }
             }
-            let first = app.get("/api/expenses?limit=1", &token).await.body["expenses"][0]["id"]
+            app.get("/api/expenses?limit=1", &token).await.body["expenses"][0]["id"]
                 .as_str()
                 .expect("id")
-                .to_owned();
-            first
+                .to_owned()
         })
     });
     let ids: Vec<String> = futures::future::join_all(tasks)
