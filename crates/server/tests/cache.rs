@@ -138,63 +138,10 @@ async fn login_throttling_is_shared_by_every_instance() {
     }
 }
 
-/// A Redis of the test's own on a spare port, so it can be stopped.
-struct OwnRedis {
-    port: u16,
-    child: Option<tokio::process::Child>,
-}
-
-impl OwnRedis {
-    async fn start_on(port: u16) -> OwnRedis {
-        let child = tokio::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server is installed (Debian package redis-server)");
-        let redis = OwnRedis {
-            port,
-            child: Some(child),
-        };
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return redis;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server did not start on port {port}");
-    }
-
-    async fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().await.expect("kill redis-server");
-        }
-    }
-}
-
-fn spare_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a spare port")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_outage_degrades_to_the_database_and_recovers() {
-    let port = spare_port();
-    let mut redis = OwnRedis::start_on(port).await;
+    let port = common::spare_port();
+    let mut redis = common::OwnRedis::start_on(port).await;
     let dir = tempfile::tempdir().expect("temporary directory");
     let mut settings = redis_settings().await;
     settings.url = format!("redis://127.0.0.1:{port}");
@@ -231,7 +178,7 @@ async fn redis_outage_degrades_to_the_database_and_recovers() {
     );
     assert_eq!(ready.body["cache"], "down");
 
-    let _redis = OwnRedis::start_on(redis.port).await;
+    let _redis = common::OwnRedis::start_on(redis.port).await;
     let mut recovered = false;
     for _ in 0..100 {
         let s = app.summary(&token, "").await;

@@ -84,8 +84,8 @@ impl CuttableProxy {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn database_outage_answers_503_quickly_and_recovers_without_restart() {
+/// A fresh PostgreSQL database reached through a proxy the test controls; its URL.
+async fn postgres_behind_proxy() -> (CuttableProxy, url::Url) {
     let mut url = url::Url::parse(&fresh_postgres_database().await).expect("url");
     let target = format!(
         "{}:{}",
@@ -94,6 +94,12 @@ async fn database_outage_answers_503_quickly_and_recovers_without_restart() {
     );
     let proxy = CuttableProxy::to(&target).await;
     url.set_port(Some(proxy.addr.port())).expect("port");
+    (proxy, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_answers_503_quickly_and_recovers_without_restart() {
+    let (proxy, url) = postgres_behind_proxy().await;
     let acquire_timeout = Duration::from_secs(2);
     let dir = tempfile::tempdir().expect("temporary directory");
     let mut spec = Spec::fresh(Backend::Sqlite, &dir).await;
@@ -149,14 +155,7 @@ async fn database_outage_answers_503_quickly_and_recovers_without_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_database_cannot_hold_a_request_past_its_deadline() {
-    let mut url = url::Url::parse(&fresh_postgres_database().await).expect("url");
-    let target = format!(
-        "{}:{}",
-        url.host_str().expect("host"),
-        url.port().unwrap_or(5432)
-    );
-    let proxy = CuttableProxy::to(&target).await;
-    url.set_port(Some(proxy.addr.port())).expect("port");
+    let (proxy, url) = postgres_behind_proxy().await;
     let dir = tempfile::tempdir().expect("temporary directory");
     let mut spec = Spec::fresh(Backend::Sqlite, &dir).await;
     spec.database_url = url.to_string();
@@ -196,10 +195,7 @@ struct Process {
 
 impl Process {
     async fn start(dir: &std::path::Path) -> Process {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("spare port");
+        let port = common::spare_port();
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_finance-server"))
             .env("DATA_DIR", dir)
             .env("BIND", format!("127.0.0.1:{port}"))
@@ -420,10 +416,7 @@ async fn racing_imports_of_one_seed_land_once_on_postgres() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_at_start_degrades_then_recovers() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("spare port");
+    let port = common::spare_port();
     let dir = tempfile::tempdir().expect("temporary directory");
     let mut spec = Spec::fresh(Backend::Sqlite, &dir).await;
     let mut redis = common::redis_settings().await;
@@ -441,21 +434,7 @@ async fn redis_down_at_start_degrades_then_recovers() {
         "down"
     );
 
-    let mut server = tokio::process::Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("redis-server is installed");
+    let mut server = common::OwnRedis::start_on(port).await;
     let mut hit = false;
     for _ in 0..100 {
         let s = app.summary(&token, "").await;
@@ -467,5 +446,5 @@ async fn redis_down_at_start_degrades_then_recovers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(hit, "the cache starts working once Redis appears");
-    let _ = server.kill().await;
+    server.stop().await;
 }

@@ -341,3 +341,57 @@ impl TestApp {
         reply
     }
 }
+
+/// A Redis of the test's own on a spare port, so it can be stopped.
+pub struct OwnRedis {
+    pub port: u16,
+    child: Option<tokio::process::Child>,
+}
+
+impl OwnRedis {
+    pub async fn start_on(port: u16) -> OwnRedis {
+        let child = tokio::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server is installed (Debian package redis-server)");
+        let redis = OwnRedis {
+            port,
+            child: Some(child),
+        };
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return redis;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not start on port {port}");
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.expect("kill redis-server");
+        }
+    }
+}
+
+/// A port nothing listens on (at the moment of asking).
+pub fn spare_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a spare port")
+}
