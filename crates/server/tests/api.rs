@@ -214,14 +214,7 @@ async fn login_from(app: &TestApp, address: &str, email: &str, password: &str) -
         .send()
         .await
         .expect("request");
-    let status = res.status();
-    let headers = res.headers().clone();
-    let body = res.json().await.unwrap_or(Value::Null);
-    common::Reply {
-        status,
-        headers,
-        body,
-    }
+    common::Reply::from_response(res).await
 }
 
 fn small_limits(spec: &mut common::Spec) {
@@ -1023,14 +1016,7 @@ async fn post_with_key(
         .send()
         .await
         .expect("request");
-    let status = res.status();
-    let headers = res.headers().clone();
-    let body = res.json().await.unwrap_or(Value::Null);
-    common::Reply {
-        status,
-        headers,
-        body,
-    }
+    common::Reply::from_response(res).await
 }
 
 async fn count_expenses(app: &TestApp, token: &str) -> usize {
@@ -1165,16 +1151,7 @@ async fn framework_rejections_are_json_errors(backend: Backend) {
     let app = spawn_app(backend).await;
     let token = app.new_user().await;
     let url = |p: &str| format!("{}{p}", app.base);
-    let as_reply = |res: reqwest::Response| async move {
-        let status = res.status();
-        let headers = res.headers().clone();
-        let body = res.json::<Value>().await.unwrap_or(Value::Null);
-        common::Reply {
-            status,
-            headers,
-            body,
-        }
-    };
+    let as_reply = |res: reqwest::Response| async move { common::Reply::from_response(res).await };
     as_reply(app.http.get(url("/nowhere")).send().await.expect("send"))
         .await
         .assert_error(404, "not_found");

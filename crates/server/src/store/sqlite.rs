@@ -85,6 +85,14 @@ fn user_from_row(row: &SqliteRow) -> Result<User, sqlx::Error> {
     })
 }
 
+fn credentials_from_row(row: &SqliteRow) -> Result<UserCredentials, sqlx::Error> {
+    Ok(UserCredentials {
+        user: user_from_row(row)?,
+        password_hash: row.try_get("password_hash")?,
+        token_generation: row.try_get("token_generation")?,
+    })
+}
+
 /// Inserts one expense; `false` when an imported transaction was already there.
 async fn insert_expense(
     conn: &mut SqliteConnection,
@@ -225,15 +233,7 @@ impl Store for SqliteStore {
                 .bind(email)
                 .fetch_optional(&self.readers)
                 .await?;
-        row.map(|row| {
-            Ok::<_, sqlx::Error>(UserCredentials {
-                user: user_from_row(&row)?,
-                password_hash: row.try_get("password_hash")?,
-                token_generation: row.try_get("token_generation")?,
-            })
-        })
-        .transpose()
-        .map_err(StoreError::from)
+        Ok(row.as_ref().map(credentials_from_row).transpose()?)
     }
 
     async fn user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
@@ -254,15 +254,7 @@ impl Store for SqliteStore {
         .bind(id)
         .fetch_optional(&self.readers)
         .await?;
-        row.map(|row| {
-            Ok::<_, sqlx::Error>(UserCredentials {
-                user: user_from_row(&row)?,
-                password_hash: row.try_get("password_hash")?,
-                token_generation: row.try_get("token_generation")?,
-            })
-        })
-        .transpose()
-        .map_err(StoreError::from)
+        Ok(row.as_ref().map(credentials_from_row).transpose()?)
     }
 
     async fn session_state(

@@ -179,6 +179,19 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Reads a response whole.
+    pub async fn from_response(res: reqwest::Response) -> Reply {
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("response body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
@@ -269,16 +282,7 @@ impl TestApp {
         if let Some(body) = body {
             req = req.json(&body);
         }
-        let res = req.send().await.expect("request reaches the server");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let text = res.text().await.expect("response body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        Reply::from_response(req.send().await.expect("request reaches the server")).await
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Reply {
