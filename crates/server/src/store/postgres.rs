@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use finance_shared::{Expense, Money, Summary, User};
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Executor, Row};
+use sqlx::{Executor, QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::{
@@ -347,38 +347,41 @@ impl Store for PgStore {
         user_id: Uuid,
         filter: &ListFilter,
     ) -> Result<Vec<Expense>, StoreError> {
-        let query = match filter.after {
-            None => sqlx::query(concat!(
-                "SELECT ",
-                expense_columns!(),
-                " FROM expenses WHERE user_id = $1 \
-                 AND ($2::text IS NULL OR category_key = $2) \
-                 AND ($3::date IS NULL OR spent_on >= $3) AND ($4::date IS NULL OR spent_on <= $4) \
-                 ORDER BY spent_on DESC, created_at DESC, id DESC LIMIT $5"
-            )),
-            Some(_) => sqlx::query(concat!(
-                "SELECT ",
-                expense_columns!(),
-                " FROM expenses WHERE user_id = $1 \
-                 AND ($2::text IS NULL OR category_key = $2) \
-                 AND ($3::date IS NULL OR spent_on >= $3) AND ($4::date IS NULL OR spent_on <= $4) \
-                 AND (spent_on, created_at, id) < ($6, $7, $8) \
-                 ORDER BY spent_on DESC, created_at DESC, id DESC LIMIT $5"
-            )),
-        };
-        let mut query = query
-            .bind(user_id)
-            .bind(&filter.category_key)
-            .bind(filter.from)
-            .bind(filter.to)
-            .bind(i64::from(filter.limit));
+        // Only the filters given go into the statement: a catch-all
+        // `($n IS NULL OR ...)` form would make the planner read every row of
+        // the user and sort them, instead of walking the index in order.
+        let mut query = QueryBuilder::<sqlx::Postgres>::new(concat!(
+            "SELECT ",
+            expense_columns!(),
+            " FROM expenses WHERE user_id = "
+        ));
+        query.push_bind(user_id);
+        if let Some(key) = &filter.category_key {
+            query.push(" AND category_key = ").push_bind(key);
+        }
+        if let Some(from) = filter.from {
+            query.push(" AND spent_on >= ").push_bind(from);
+        }
+        if let Some(to) = filter.to {
+            query.push(" AND spent_on <= ").push_bind(to);
+        }
         if let Some(after) = filter.after {
             let created_at: DateTime<Utc> =
                 DateTime::from_timestamp_micros(after.created_at_micros)
                     .ok_or_else(|| StoreError::Other(sqlx::Error::Decode("bad cursor".into())))?;
-            query = query.bind(after.spent_on).bind(created_at).bind(after.id);
+            query
+                .push(" AND (spent_on, created_at, id) < (")
+                .push_bind(after.spent_on)
+                .push(", ")
+                .push_bind(created_at)
+                .push(", ")
+                .push_bind(after.id)
+                .push(")");
         }
-        let rows = query.fetch_all(&self.pool).await?;
+        query
+            .push(" ORDER BY spent_on DESC, created_at DESC, id DESC LIMIT ")
+            .push_bind(i64::from(filter.limit));
+        let rows = query.build().fetch_all(&self.pool).await?;
         Ok(rows
             .iter()
             .map(expense_from_row)

@@ -14,7 +14,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, Transaction};
+use sqlx::{QueryBuilder, Row, Transaction};
 use uuid::Uuid;
 
 use super::{
@@ -378,38 +378,38 @@ impl Store for SqliteStore {
         user_id: Uuid,
         filter: &ListFilter,
     ) -> Result<Vec<Expense>, StoreError> {
-        let query = match filter.after {
-            None => sqlx::query(concat!(
-                "SELECT ",
-                expense_columns!(),
-                " FROM expenses WHERE user_id = ?1 \
-                 AND (?2 IS NULL OR category_key = ?2) \
-                 AND (?3 IS NULL OR spent_on >= ?3) AND (?4 IS NULL OR spent_on <= ?4) \
-                 ORDER BY spent_on DESC, created_at DESC, id DESC LIMIT ?5"
-            )),
-            Some(_) => sqlx::query(concat!(
-                "SELECT ",
-                expense_columns!(),
-                " FROM expenses WHERE user_id = ?1 \
-                 AND (?2 IS NULL OR category_key = ?2) \
-                 AND (?3 IS NULL OR spent_on >= ?3) AND (?4 IS NULL OR spent_on <= ?4) \
-                 AND (spent_on, created_at, id) < (?6, ?7, ?8) \
-                 ORDER BY spent_on DESC, created_at DESC, id DESC LIMIT ?5"
-            )),
-        };
-        let mut query = query
-            .bind(user_id)
-            .bind(&filter.category_key)
-            .bind(filter.from)
-            .bind(filter.to)
-            .bind(i64::from(filter.limit));
-        if let Some(after) = filter.after {
-            query = query
-                .bind(after.spent_on)
-                .bind(after.created_at_micros)
-                .bind(after.id);
+        // Only the filters given go into the statement: a catch-all
+        // `($n IS NULL OR ...)` form would make the planner read every row of
+        // the user and sort them, instead of walking the index in order.
+        let mut query = QueryBuilder::<sqlx::Sqlite>::new(concat!(
+            "SELECT ",
+            expense_columns!(),
+            " FROM expenses WHERE user_id = "
+        ));
+        query.push_bind(user_id);
+        if let Some(key) = &filter.category_key {
+            query.push(" AND category_key = ").push_bind(key);
         }
-        let rows = query.fetch_all(&self.readers).await?;
+        if let Some(from) = filter.from {
+            query.push(" AND spent_on >= ").push_bind(from);
+        }
+        if let Some(to) = filter.to {
+            query.push(" AND spent_on <= ").push_bind(to);
+        }
+        if let Some(after) = filter.after {
+            query
+                .push(" AND (spent_on, created_at, id) < (")
+                .push_bind(after.spent_on)
+                .push(", ")
+                .push_bind(after.created_at_micros)
+                .push(", ")
+                .push_bind(after.id)
+                .push(")");
+        }
+        query
+            .push(" ORDER BY spent_on DESC, created_at DESC, id DESC LIMIT ")
+            .push_bind(i64::from(filter.limit));
+        let rows = query.build().fetch_all(&self.readers).await?;
         Ok(rows
             .iter()
             .map(expense_from_row)
