@@ -180,6 +180,10 @@ fn render_chart(app: &App, frame: &mut Frame, area: Rect) {
         return;
     }
     let rows = usize::from(area.height.saturating_sub(2));
+    let block = match categories.len().saturating_sub(rows) {
+        0 => block,
+        hidden => block.title(format!(" {hidden} smaller not shown ")),
+    };
     let bars: Vec<Bar> = categories
         .iter()
         .take(rows)
@@ -468,6 +472,35 @@ mod tests {
         let mut app = dashboard();
         key(&mut app, KeyCode::Char('?'));
         insta::assert_snapshot!(screen(&app));
+    }
+
+    #[test]
+    fn chart_says_how_many_categories_it_leaves_out() {
+        let (mut app, _) = App::logged_in("http://127.0.0.1:8080", "ann@example.com", today());
+        let categories: Vec<CategoryTotal> = (0..12)
+            .map(|i| CategoryTotal {
+                category: format!("Category {i:02}"),
+                total: Money::from_minor(10_000 - i64::from(i) * 500),
+                count: 1,
+            })
+            .collect();
+        let summary = Summary {
+            total: Money::from_minor(87_000),
+            count: 12,
+            categories,
+            from: None,
+            to: None,
+        };
+        app.update(Msg::Refreshed(Ok((
+            summary,
+            ExpensePage {
+                expenses: vec![],
+                next_cursor: None,
+            },
+        ))));
+        let screen = screen(&app);
+        assert!(screen.contains("5 smaller not shown"), "{screen}");
+        insta::assert_snapshot!(screen);
     }
 
     #[test]
