@@ -70,6 +70,10 @@ impl FromStr for Money {
         if !all_digits(whole) || frac.is_some_and(|f| !all_digits(f)) {
             return Err(MoneyError::Invalid);
         }
+        // "012.50" is not how anyone writes money (and not what the schema allows).
+        if whole.len() > 1 && whole.starts_with('0') {
+            return Err(MoneyError::Invalid);
+        }
         let frac = frac.unwrap_or("");
         if frac.len() > 2 {
             return Err(MoneyError::TooManyDecimals);
@@ -221,6 +225,8 @@ mod tests {
         assert!(parse_json("\"\"").is_err());
         assert!(parse_json("true").is_err());
         assert!(parse_json("\"99999999999999999999\"").is_err());
+        assert!(parse_json("\"012.50\"").is_err());
+        assert_eq!(parse_json("\"0.50\""), Ok(Money(50)));
     }
 
     #[test]
