@@ -47,6 +47,9 @@ impl std::str::FromStr for Secret {
     about = "The finance expense tracker's JSON API server"
 )]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Database URL: sqlite:PATH or postgres://USER@HOST/DB. Default: a SQLite file in the data directory.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
@@ -63,7 +66,7 @@ pub struct Cli {
     #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 50)]
     pub redis_timeout_ms: u64,
 
-    /// How long a cached summary is kept, in seconds.
+    /// How long a cached summary is kept, in seconds; 0 turns the cache off.
     #[arg(long, env = "CACHE_TTL_SECONDS", default_value_t = 60)]
     pub cache_ttl_seconds: u64,
 
@@ -130,6 +133,23 @@ impl Default for ServerLimits {
     }
 }
 
+/// What to do; serving is the default.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Fill the database with users and realistic expenses (for trying and benchmarking),
+    /// then print each user's email; their password is `seeded password`.
+    Seed {
+        /// Users to create.
+        #[arg(long, default_value_t = 1)]
+        users: u32,
+        /// Expenses per user, spread over the last three years.
+        #[arg(long, default_value_t = 1000)]
+        expenses: u64,
+    },
+}
+
 /// Everything the server needs to start, resolved.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -174,7 +194,7 @@ impl Cli {
                 jwt_secret.expose().len()
             );
         }
-        let cache_ttl = Duration::from_secs(self.cache_ttl_seconds.max(1));
+        let cache_ttl = Duration::from_secs(self.cache_ttl_seconds);
         Ok(Settings {
             database_url,
             redis: self.redis_url.map(|url| crate::cache::RedisSettings {

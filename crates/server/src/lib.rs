@@ -6,6 +6,7 @@ pub mod bank;
 pub mod cache;
 pub mod config;
 pub mod http;
+pub mod seed;
 pub mod store;
 pub mod telemetry;
 
@@ -49,6 +50,10 @@ impl AppState {
             })?;
         tracing::info!(backend = store.backend(), url = %mask_url(&settings.database_url), "database ready");
         let cache: Arc<dyn CacheBackend> = match &settings.redis {
+            _ if settings.cache_ttl.is_zero() => {
+                tracing::info!("cache: off (CACHE_TTL_SECONDS=0)");
+                Arc::new(cache::NoCache)
+            }
             Some(redis) => {
                 tracing::info!(url = %mask_url(&redis.url), prefix = %redis.key_prefix, "cache: redis");
                 Arc::new(RedisCache::new(redis).context("invalid REDIS_URL")?)

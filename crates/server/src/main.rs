@@ -1,18 +1,36 @@
 use clap::Parser;
-use finance_server::config::Cli;
-use finance_server::{AppState, serve, shutdown_signal, telemetry};
+use finance_server::config::{Cli, Command};
+use finance_server::{AppState, seed, serve, shutdown_signal, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     let _telemetry = telemetry::init();
+    let command = cli.command.take().unwrap_or(Command::Serve);
     let bind = cli.bind;
     let settings = cli.resolve()?;
     let state = AppState::from_settings(&settings).await?;
-    let listener = tokio::net::TcpListener::bind(bind)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
-    tracing::info!("listening on http://{}", listener.local_addr()?);
-    serve(state, listener, shutdown_signal()).await?;
+    match command {
+        Command::Serve => {
+            let listener = tokio::net::TcpListener::bind(bind)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
+            tracing::info!("listening on http://{}", listener.local_addr()?);
+            serve(state, listener, shutdown_signal()).await?;
+        }
+        Command::Seed { users, expenses } => {
+            let started = std::time::Instant::now();
+            for email in seed::seed(&state, users, expenses).await? {
+                println!("{email}");
+            }
+            tracing::info!(
+                users,
+                expenses,
+                seconds = started.elapsed().as_secs_f64(),
+                password = seed::PASSWORD,
+                "seeded"
+            );
+        }
+    }
     Ok(())
 }

@@ -17,6 +17,7 @@ async fn summary_reflects_write_on_other_instance() {
         trusted_proxies: Vec::new(),
         acquire_timeout: Duration::from_secs(5),
         limits: Default::default(),
+        cache_ttl: Duration::from_secs(60),
     };
     let a = start(&spec).await;
     let b = start(&spec).await;
@@ -61,6 +62,7 @@ async fn logout_and_password_change_hold_on_every_instance() {
         trusted_proxies: Vec::new(),
         acquire_timeout: Duration::from_secs(5),
         limits: Default::default(),
+        cache_ttl: Duration::from_secs(60),
     };
     let a = start(&spec).await;
     let b = start(&spec).await;
@@ -112,6 +114,7 @@ async fn login_throttling_is_shared_by_every_instance() {
         trusted_proxies: Vec::new(),
         acquire_timeout: Duration::from_secs(5),
         limits: Default::default(),
+        cache_ttl: Duration::from_secs(60),
     };
     let a = start(&spec).await;
     let b = start(&spec).await;
@@ -152,6 +155,7 @@ async fn redis_outage_degrades_to_the_database_and_recovers() {
         trusted_proxies: Vec::new(),
         acquire_timeout: Duration::from_secs(5),
         limits: Default::default(),
+        cache_ttl: Duration::from_secs(60),
     };
     let app = start(&spec).await;
     let token = app.new_user().await;
@@ -194,4 +198,49 @@ async fn redis_outage_degrades_to_the_database_and_recovers() {
     assert_eq!(ready.body["cache"], "up");
     app.add(&token, "Food", json!(1), "2026-11-01").await;
     assert_eq!(app.summary(&token, "").await.body["count"], 22);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_can_be_turned_off() {
+    let app = common::spawn_app_with(common::Backend::Sqlite, |spec| {
+        spec.cache_ttl = Duration::ZERO
+    })
+    .await;
+    let token = app.new_user().await;
+    app.add(&token, "Food", json!(1), "2026-11-01").await;
+    for _ in 0..3 {
+        assert_eq!(
+            app.summary(&token, "").await.header("x-cache"),
+            Some("miss")
+        );
+    }
+    assert_eq!(
+        app.request(Method::GET, "/readyz", None, None).await.body["cache"],
+        "off"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeded_users_can_log_in_and_see_their_history() {
+    let app = common::spawn_app(common::Backend::Sqlite).await;
+    let emails = finance_server::seed::seed(&app.state, 2, 7_500)
+        .await
+        .expect("seed");
+    assert_eq!(emails.len(), 2);
+    let login = app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": emails[1], "password": finance_server::seed::PASSWORD}),
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::OK);
+    let token = login.body["access_token"].as_str().expect("token");
+    let summary = app.summary(token, "").await.body;
+    assert_eq!(summary["count"], 7_500);
+    let old = app.summary(token, "?to=2024-12-31").await.body;
+    assert!(
+        old["count"].as_u64().is_some_and(|n| n > 0),
+        "the history spans years"
+    );
 }

@@ -8,6 +8,26 @@ use async_trait::async_trait;
 use axum::body::Bytes;
 
 pub use memory::MemoryCache;
+
+/// No cache at all: every summary is computed.
+pub struct NoCache;
+
+#[async_trait]
+impl CacheBackend for NoCache {
+    fn kind(&self) -> &'static str {
+        "off"
+    }
+
+    async fn get(&self, _key: &str) -> Option<Bytes> {
+        None
+    }
+
+    async fn set(&self, _key: &str, _value: Bytes) {}
+
+    async fn is_up(&self) -> bool {
+        true
+    }
+}
 pub use redis::{RedisCache, RedisSettings};
 pub use summary::{CacheOutcome, SummaryCache};
 

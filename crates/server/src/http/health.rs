@@ -27,6 +27,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
     let backend = state.summaries.backend();
     let cache = match backend.kind() {
         "memory" => "memory",
+        "off" => "off",
         _ if backend.is_up().await => "up",
         _ => "down",
     };

@@ -109,6 +109,8 @@ pub struct Spec {
     /// How long a request waits for a database connection.
     pub acquire_timeout: Duration,
     pub limits: finance_server::config::ServerLimits,
+    /// Zero turns the summary cache off.
+    pub cache_ttl: Duration,
 }
 
 impl Spec {
@@ -122,6 +124,7 @@ impl Spec {
                 trusted_proxies: Vec::new(),
                 acquire_timeout: Duration::from_secs(5),
                 limits: Default::default(),
+                cache_ttl: Duration::from_secs(60),
             },
             Backend::Postgres => Spec {
                 database_url: fresh_postgres_database().await,
@@ -130,6 +133,7 @@ impl Spec {
                 trusted_proxies: Vec::new(),
                 acquire_timeout: Duration::from_secs(5),
                 limits: Default::default(),
+                cache_ttl: Duration::from_secs(60),
             },
         }
     }
@@ -138,7 +142,7 @@ impl Spec {
         Settings {
             database_url: self.database_url.clone(),
             redis: self.redis.clone(),
-            cache_ttl: Duration::from_secs(60),
+            cache_ttl: self.cache_ttl,
             jwt_secret: Secret::new(SECRET),
             token_ttl: Duration::from_secs(3600),
             pool: PoolSettings {
