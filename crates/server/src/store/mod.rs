@@ -207,9 +207,6 @@ pub trait Store: Send + Sync + 'static {
         filter: &ListFilter,
     ) -> Result<Vec<Expense>, StoreError>;
 
-    /// A number that grows with every write to the user's expenses.
-    async fn data_version(&self, user_id: Uuid) -> Result<i64, StoreError>;
-
     /// Per-category totals over an inclusive date range, computed by the database.
     async fn summary(
         &self,

@@ -388,14 +388,6 @@ impl Store for PgStore {
             .collect::<Result<_, _>>()?)
     }
 
-    async fn data_version(&self, user_id: Uuid) -> Result<i64, StoreError> {
-        let version = sqlx::query_scalar("SELECT data_version FROM users WHERE id = $1")
-            .bind(user_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(version.unwrap_or(0))
-    }
-
     async fn summary(
         &self,
         user_id: Uuid,
