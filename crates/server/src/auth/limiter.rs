@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 
 use crate::cache::RedisSettings;
 
@@ -42,15 +42,11 @@ fn now_ms() -> u64 {
 impl LoginLimiter {
     pub fn new(limits: LoginLimits, redis: Option<&RedisSettings>) -> anyhow::Result<Self> {
         let redis = match redis {
-            Some(settings) => {
-                let client = redis::Client::open(settings.url.as_str())?;
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(settings.timeout.max(Duration::from_millis(100))))
-                    .set_response_timeout(Some(settings.timeout))
-                    .set_number_of_retries(1);
-                let manager = ConnectionManager::new_lazy_with_config(client, config)?;
-                Some((manager, settings.key_prefix.clone(), settings.timeout))
-            }
+            Some(settings) => Some((
+                crate::cache::redis_connection_manager(settings)?,
+                settings.key_prefix.clone(),
+                settings.timeout,
+            )),
             None => None,
         };
         Ok(LoginLimiter {

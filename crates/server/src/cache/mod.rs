@@ -28,7 +28,7 @@ impl CacheBackend for NoCache {
         true
     }
 }
-pub use redis::{RedisCache, RedisSettings};
+pub use redis::{RedisCache, RedisSettings, connection_manager as redis_connection_manager};
 pub use summary::{CacheOutcome, SummaryCache};
 
 /// A key-value store of serialized answers with a fixed time to live.

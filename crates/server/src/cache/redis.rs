@@ -28,6 +28,19 @@ pub struct RedisSettings {
     pub timeout: Duration,
 }
 
+/// A lazily connecting manager with the deadlines of `settings`; it does
+/// not fail when Redis is down (it is retried on use).
+pub fn connection_manager(settings: &RedisSettings) -> anyhow::Result<ConnectionManager> {
+    let client = redis::Client::open(settings.url.as_str())?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(settings.timeout.max(Duration::from_millis(100))))
+        .set_response_timeout(Some(settings.timeout))
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_secs(1));
+    Ok(ConnectionManager::new_lazy_with_config(client, config)?)
+}
+
 /// How often a down Redis is tried again.
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -47,15 +60,8 @@ pub struct RedisCache {
 impl RedisCache {
     /// Prepares the connection; does not fail when Redis is down (it is retried on use).
     pub fn new(settings: &RedisSettings) -> anyhow::Result<Self> {
-        let client = redis::Client::open(settings.url.as_str())?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(settings.timeout.max(Duration::from_millis(100))))
-            .set_response_timeout(Some(settings.timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_secs(1));
         Ok(RedisCache {
-            manager: ConnectionManager::new_lazy_with_config(client, config)?,
+            manager: connection_manager(settings)?,
             prefix: settings.key_prefix.clone(),
             ttl_secs: settings.ttl.as_secs().max(1),
             timeout: settings.timeout,
