@@ -3,7 +3,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 use finance_shared::{
     Credentials, ListQuery, MockImportRequest, Money, NewExpense, SummaryQuery, validate,
@@ -387,14 +387,7 @@ async fn authenticate(ctx: &Context, args: AuthArgs, register: bool) -> Result<(
     } else {
         client.login(&credentials).await
     }?;
-    let auth = &answer.value;
-    let session = Session {
-        server,
-        email: auth.user.email.clone(),
-        token: auth.access_token.clone(),
-        expires_at: Utc::now()
-            + chrono::Duration::seconds(i64::try_from(auth.expires_in).unwrap_or(0)),
-    };
+    let session = Session::from_auth(&server, &answer.value);
     ctx.store
         .save(&session)
         .map_err(|e| CliError::Refused(e.to_string()))?;

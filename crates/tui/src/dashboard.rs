@@ -102,13 +102,7 @@ fn execute(
     match command {
         Command::SaveSession(auth) => {
             *client = client.with_token(auth.access_token.clone());
-            let session = Session {
-                server: client.base().to_owned(),
-                email: auth.user.email,
-                token: auth.access_token,
-                expires_at: Utc::now()
-                    + chrono::Duration::seconds(i64::try_from(auth.expires_in).unwrap_or(0)),
-            };
+            let session = Session::from_auth(client.base(), &auth);
             if let Err(e) = store.save(&session) {
                 app.status = (crate::app::Tone::Error, e.to_string());
             }

@@ -16,6 +16,17 @@ pub struct Session {
 }
 
 impl Session {
+    /// The session a login or registration on `server` answered with.
+    pub fn from_auth(server: &str, auth: &finance_shared::AuthResponse) -> Self {
+        let lifetime = chrono::Duration::seconds(i64::try_from(auth.expires_in).unwrap_or(0));
+        Session {
+            server: server.to_owned(),
+            email: auth.user.email.clone(),
+            token: auth.access_token.clone(),
+            expires_at: Utc::now() + lifetime,
+        }
+    }
+
     /// Whether the token has not expired yet.
     pub fn is_valid(&self) -> bool {
         self.expires_at > Utc::now()
