@@ -4,21 +4,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Spec, fresh_postgres_database, redis_settings, start};
+use common::{Backend, Spec, redis_settings, start};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn summary_reflects_write_on_other_instance() {
-    let spec = Spec {
-        database_url: fresh_postgres_database().await,
-        redis: Some(redis_settings().await),
-        login_limits: Default::default(),
-        trusted_proxies: Vec::new(),
-        acquire_timeout: Duration::from_secs(5),
-        limits: Default::default(),
-        cache_ttl: Duration::from_secs(60),
-    };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let spec = Spec::fresh(Backend::Postgres, &dir).await;
     let a = start(&spec).await;
     let b = start(&spec).await;
     let token = a.new_user().await;
@@ -55,15 +48,8 @@ async fn summary_reflects_write_on_other_instance() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_and_password_change_hold_on_every_instance() {
-    let spec = Spec {
-        database_url: fresh_postgres_database().await,
-        redis: Some(redis_settings().await),
-        login_limits: Default::default(),
-        trusted_proxies: Vec::new(),
-        acquire_timeout: Duration::from_secs(5),
-        limits: Default::default(),
-        cache_ttl: Duration::from_secs(60),
-    };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let spec = Spec::fresh(Backend::Postgres, &dir).await;
     let a = start(&spec).await;
     let b = start(&spec).await;
     let email = common::unique_email();
@@ -103,18 +89,12 @@ async fn logout_and_password_change_hold_on_every_instance() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_throttling_is_shared_by_every_instance() {
-    let spec = Spec {
-        database_url: fresh_postgres_database().await,
-        redis: Some(redis_settings().await),
-        login_limits: finance_server::auth::LoginLimits {
-            per_email: 4,
-            per_address: 100,
-            window: Duration::from_secs(600),
-        },
-        trusted_proxies: Vec::new(),
-        acquire_timeout: Duration::from_secs(5),
-        limits: Default::default(),
-        cache_ttl: Duration::from_secs(60),
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut spec = Spec::fresh(Backend::Postgres, &dir).await;
+    spec.login_limits = finance_server::auth::LoginLimits {
+        per_email: 4,
+        per_address: 100,
+        window: Duration::from_secs(600),
     };
     let a = start(&spec).await;
     let b = start(&spec).await;
@@ -148,15 +128,8 @@ async fn redis_outage_degrades_to_the_database_and_recovers() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let mut settings = redis_settings().await;
     settings.url = format!("redis://127.0.0.1:{port}");
-    let spec = Spec {
-        database_url: format!("sqlite:{}", dir.path().join("finance.db").display()),
-        redis: Some(settings),
-        login_limits: Default::default(),
-        trusted_proxies: Vec::new(),
-        acquire_timeout: Duration::from_secs(5),
-        limits: Default::default(),
-        cache_ttl: Duration::from_secs(60),
-    };
+    let mut spec = Spec::fresh(Backend::Sqlite, &dir).await;
+    spec.redis = Some(settings);
     let app = start(&spec).await;
     let token = app.new_user().await;
     app.add(&token, "Food", json!(1), "2026-11-01").await;
