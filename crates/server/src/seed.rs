@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::bank::{FetchRequest, MockBank};
+use crate::store::{ImportRequest, import_body};
 
 /// The password of every seeded user.
 pub const PASSWORD: &str = "seeded password";
@@ -37,7 +38,16 @@ pub async fn seed(state: &AppState, users: u32, expenses: u64) -> anyhow::Result
             }
             state
                 .store
-                .import(user.id, "seed", &transactions, None)
+                .import(
+                    user.id,
+                    ImportRequest {
+                        source: "seed",
+                        transactions: &transactions,
+                        idempotency: None,
+                        dry_run: false,
+                        body: &import_body,
+                    },
+                )
                 .await?;
             written += count;
             batch_no += 1;

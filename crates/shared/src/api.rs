@@ -102,6 +102,41 @@ pub struct NewExpense {
     pub spent_on: Option<NaiveDate>,
 }
 
+/// Body of `PATCH /api/expenses/{id}`: the fields to change, validated as on
+/// create; absent fields stay as they are, a null description clears it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ExpenseUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 64,
+            example = "Groceries",
+            pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+        )
+    )]
+    pub category: Option<String>,
+    /// `null` clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            value_type = Option<String>,
+            max_length = 500,
+            pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+        )
+    )]
+    pub description: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::money::amount_input_schema))]
+    pub amount: Option<Money>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date, example = "2026-11-24"))]
+    pub spent_on: Option<NaiveDate>,
+}
+
 /// An expense as the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -150,6 +185,10 @@ pub struct ListQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = Date))]
     pub to: Option<NaiveDate>,
+    /// Text found in the description or the category, case-insensitively.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(max_length = 200))]
+    pub q: Option<String>,
 }
 
 /// Query of `GET /api/expenses/summary`: an inclusive date range, both ends optional.
@@ -231,3 +270,252 @@ pub struct Readiness {
     /// `"memory"`, `"up"` or `"down"` (a down Redis degrades, it does not make the instance unready).
     pub cache: String,
 }
+
+/// Largest `months` of `GET /api/expenses/trend`.
+pub const TREND_MONTHS_MAX: u32 = 36;
+/// Default `months` of `GET /api/expenses/trend`.
+pub const TREND_MONTHS_DEFAULT: u32 = 12;
+
+/// One of a user's categories, as `GET /api/categories` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CategoryInfo {
+    pub category: String,
+    pub count: u64,
+    pub total: Money,
+    /// The latest `spent_on` of its expenses.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Date))]
+    pub last_used: NaiveDate,
+}
+
+/// Answer of `GET /api/categories`: most used first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CategoryList {
+    pub categories: Vec<CategoryInfo>,
+}
+
+/// Body of `POST /api/categories/rename`: every expense in `from` moves to
+/// `to` (merging into `to` when that category exists already).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CategoryRename {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64, example = "coffee"))]
+    pub from: String,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 64,
+            example = "Coffee",
+            pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+        )
+    )]
+    pub to: String,
+}
+
+/// Answer of `POST /api/categories/rename`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RenameResult {
+    /// The name the expenses carry now.
+    pub category: String,
+    /// How many expenses were moved.
+    pub moved: u64,
+}
+
+/// Query of `GET /api/expenses/trend`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+pub struct TrendQuery {
+    /// How many months, 1 to 36 (default 12), ending with `end`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 36))]
+    pub months: Option<u32>,
+    /// Any day of the last month shown (default: today, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = Date))]
+    pub end: Option<NaiveDate>,
+}
+
+/// One month of a trend.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MonthTotal {
+    /// `YYYY-MM`.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9]{4}-[0-9]{2}$", example = "2026-11"))]
+    pub month: String,
+    pub total: Money,
+    pub count: u64,
+    /// Largest total first.
+    pub categories: Vec<CategoryTotal>,
+}
+
+/// Answer of `GET /api/expenses/trend`: every month of the window, oldest
+/// first, months without expenses included.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Trend {
+    /// First day of the first month.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Date))]
+    pub from: NaiveDate,
+    /// Last day of the last month.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Date))]
+    pub to: NaiveDate,
+    pub months: Vec<MonthTotal>,
+}
+
+/// Format of `GET /api/expenses/export`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    /// `id,spent_on,category,description,amount,source`, with a header; what `POST /api/imports/csv` reads back.
+    #[default]
+    Csv,
+    /// A JSON array of expenses.
+    Json,
+}
+
+/// Query of `GET /api/expenses/export`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+pub struct ExportQuery {
+    /// `csv` (default) or `json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<ExportFormat>,
+    /// First day, inclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = Date))]
+    pub from: Option<NaiveDate>,
+    /// Last day, inclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = Date))]
+    pub to: Option<NaiveDate>,
+}
+
+/// The columns of the CSV export, in order.
+pub const EXPORT_CSV_HEADER: [&str; 6] = ["id", "spent_on", "category", "description", "amount", "source"];
+
+/// A line of an imported file that could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LineError {
+    /// 1-based line of the file (for OFX, the line the transaction starts on).
+    pub line: u64,
+    pub message: String,
+}
+
+/// Answer of `POST /api/imports/csv` and `POST /api/imports/ofx`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FileImportResult {
+    /// Nothing was written: this is what the import would do.
+    pub dry_run: bool,
+    /// Transactions read from the file.
+    pub transactions: u64,
+    /// Expenses created (or that would be, on a dry run).
+    pub imported: u64,
+    /// Money-out transactions already imported before (or deleted since).
+    pub skipped: u64,
+    /// Money-in and zero transactions: not expenses.
+    pub ignored: u64,
+    /// Sum of the money-out transactions read.
+    pub money_out: Money,
+    /// Sum of the money-in transactions read.
+    pub money_in: Money,
+    /// Lines that could not be read, in file order.
+    pub errors: Vec<LineError>,
+    /// The expenses created (or that would be).
+    pub expenses: Vec<Expense>,
+}
+
+/// Which sign a bank file gives money going out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SignConvention {
+    /// Money out is negative (`-5.50` is a purchase): most bank exports.
+    #[default]
+    NegativeOut,
+    /// Money out is positive (`5.50` is a purchase): expense lists, card statements.
+    PositiveOut,
+}
+
+/// Query of `POST /api/imports/csv`: how to read the file, and what to do.
+/// Columns are named by their header or by their 1-based position. With no
+/// columns given, the file's header decides: this server's own export is read
+/// as it was written, and columns named `date`, `amount`, `description` and
+/// `category` are found by name. (The same fields may instead be sent as
+/// text parts of a multipart body.)
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+pub struct CsvImportQuery {
+    /// The date column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    /// The amount column, signed or with a `direction` column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<String>,
+    /// Instead of `amount`: a column of money out ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debit: Option<String>,
+    /// ... and one of money in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credit: Option<String>,
+    /// A column saying which way the (unsigned) amount went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
+    /// The `direction` value that means money out (default `D`; case-insensitive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// The bank's transaction id, if the file has one: the key for deduplication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// A chrono format such as `%d/%m/%Y` (default: `%Y-%m-%d`, `%d.%m.%Y`, `%Y/%m/%d` or `%Y%m%d`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_format: Option<String>,
+    /// `auto` (default), `point` or `comma`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decimal: Option<crate::money::Decimal>,
+    /// `negative_out` (default) or `positive_out`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign: Option<SignConvention>,
+    /// `,` `;` `tab` or `|` (default: found from the header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    /// `auto` (default: UTF-8, else Windows-1252), `utf-8` or `windows-1252`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+    /// Category of rows without one (default `Uncategorized`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_category: Option<String>,
+    /// Report what would be imported and skipped, writing nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+    /// Import nothing if any line is bad (default: import the good lines, report the bad).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
+}
+
+/// Query of `POST /api/imports/ofx` (OFX 1.x and 2.x, QFX).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+pub struct OfxImportQuery {
+    /// Category of the imported expenses (default `Uncategorized`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_category: Option<String>,
+    /// Report what would be imported and skipped, writing nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+    /// Import nothing if any transaction is bad.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
+}
+
+/// Category of imported rows that name none.
+pub const DEFAULT_IMPORT_CATEGORY: &str = "Uncategorized";

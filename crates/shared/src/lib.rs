@@ -11,4 +11,4 @@ pub mod validate;
 
 pub use api::*;
 pub use error::{ErrorBody, ErrorCode};
-pub use money::{Money, MoneyError};
+pub use money::{Decimal, Money, MoneyError};

@@ -51,6 +51,67 @@ impl Money {
     pub fn checked_add(self, other: Money) -> Option<Money> {
         self.0.checked_add(other.0).map(Money)
     }
+
+    /// Reads an amount as banks write it: a sign before or after the number
+    /// (`-5.50`, `5.50-`, `+5.50`), grouping (`1,234.56`, `1.234,56`, `1 234,56`)
+    /// and a decimal comma or point. [`Decimal::Auto`] takes the last `,` or `.`
+    /// as the decimal separator when one to two digits follow it.
+    pub fn parse_localized(raw: &str, decimal: Decimal) -> Result<Money, MoneyError> {
+        let s = raw.trim();
+        let (negative, s) = if let Some(rest) = s.strip_prefix('-') {
+            (true, rest)
+        } else if let Some(rest) = s.strip_suffix('-') {
+            (true, rest)
+        } else {
+            (false, s.strip_prefix('+').unwrap_or(s))
+        };
+        let s = s.trim();
+        let separator = match decimal {
+            Decimal::Point => Some('.'),
+            Decimal::Comma => Some(','),
+            Decimal::Auto => s.rfind([',', '.']).and_then(|i| {
+                let digits = s.len() - i - 1;
+                let sep = s[i..].chars().next()?;
+                // "1,234" is a thousand, "1,23" and "1.5" are decimals.
+                (digits <= 2 || sep == '.' && !s[..i].contains('.')).then_some(sep)
+            }),
+        };
+        let mut plain = String::with_capacity(s.len());
+        for c in s.chars() {
+            if Some(c) == separator {
+                plain.push('.');
+            } else if c.is_ascii_digit() {
+                plain.push(c);
+            } else if !matches!(c, ',' | '.' | ' ' | '\'' | '\u{a0}' | '\u{202f}') {
+                return Err(MoneyError::Invalid);
+            }
+        }
+        if !plain.bytes().any(|b| b.is_ascii_digit()) {
+            return Err(MoneyError::Invalid);
+        }
+        let trimmed = plain.trim_start_matches('0');
+        let plain = if trimmed.is_empty() || trimmed.starts_with('.') {
+            format!("0{trimmed}")
+        } else {
+            trimmed.to_owned()
+        };
+        let money: Money = plain.parse()?;
+        Ok(if negative { Money(-money.0) } else { money })
+    }
+}
+
+/// Which character separates the decimals of an amount in a bank file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Decimal {
+    /// Judged per value (see [`Money::parse_localized`]).
+    #[default]
+    Auto,
+    /// `1,234.56`
+    Point,
+    /// `1.234,56`
+    Comma,
 }
 
 impl FromStr for Money {
@@ -196,6 +257,25 @@ pub fn amount_input_schema() -> utoipa::openapi::schema::Schema {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn bank_amounts_are_read_in_every_local_form() {
+        let read = |s, d| Money::parse_localized(s, d).map(|m| m.minor());
+        assert_eq!(read("-5,50", Decimal::Auto), Ok(-550));
+        assert_eq!(read("1.234,56", Decimal::Auto), Ok(123_456));
+        assert_eq!(read("1,234.56", Decimal::Auto), Ok(123_456));
+        assert_eq!(read("1,234", Decimal::Auto), Ok(123_400));
+        assert_eq!(read("2500", Decimal::Comma), Ok(250_000));
+        assert_eq!(read("155,5", Decimal::Auto), Ok(15_550));
+        assert_eq!(read(" -836.30 ", Decimal::Auto), Ok(-83_630));
+        assert_eq!(read("12.50-", Decimal::Auto), Ok(-1250));
+        assert_eq!(read("0,00", Decimal::Auto), Ok(0));
+        assert_eq!(read("1 234,5", Decimal::Comma), Ok(123_450));
+        assert_eq!(read("1.500", Decimal::Comma), Ok(150_000));
+        assert_eq!(read("1.005", Decimal::Point), Err(MoneyError::TooManyDecimals));
+        assert_eq!(read("12 EUR", Decimal::Auto), Err(MoneyError::Invalid));
+        assert_eq!(read("", Decimal::Auto), Err(MoneyError::Invalid));
+    }
     use super::*;
 
     fn parse_json(s: &str) -> Result<Money, String> {

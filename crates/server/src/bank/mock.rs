@@ -53,6 +53,7 @@ impl MockBank {
                     description: Some(merchant.to_owned()),
                     amount: Money::from_minor(rng.random_range(low..=high)),
                     spent_on,
+                    origin: None,
                 }
             })
             .collect()

@@ -1,6 +1,9 @@
 //! Bank connections: where transactions come from on import.
 
+pub mod csv;
+pub mod file;
 mod mock;
+pub mod ofx;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -18,6 +21,9 @@ pub struct BankTransaction {
     pub description: Option<String>,
     pub amount: Money,
     pub spent_on: NaiveDate,
+    /// The expense this transaction was exported from, when it comes from
+    /// one of this server's exports: skipped if the user still has it.
+    pub origin: Option<Uuid>,
 }
 
 impl BankTransaction {

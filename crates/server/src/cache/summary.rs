@@ -75,6 +75,11 @@ impl SummaryCache {
         format!("summary:{user}:{version}:{}:{}", day(from), day(to))
     }
 
+    /// The cache key of a trend over `from..=to`, with the user's data version.
+    pub fn trend_key(user: Uuid, version: i64, from: NaiveDate, to: NaiveDate) -> String {
+        format!("trend:{user}:{version}:{from}:{to}")
+    }
+
     /// The cached value under `key`, or the one `compute` makes (stored for the next reader).
     pub async fn get_or_compute<E, F, Fut>(
         &self,

@@ -130,6 +130,11 @@ impl Fields {
         &self.canonical
     }
 
+    /// Whether the body has this field (even as null).
+    pub fn has(&self, name: &str) -> bool {
+        self.map.contains_key(name)
+    }
+
     /// A field that must be present and not null.
     pub fn required<T: DeserializeOwned>(&mut self, name: &str, expected: &str) -> Option<T> {
         match self.map.remove(name) {

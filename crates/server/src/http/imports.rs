@@ -1,20 +1,25 @@
 //! `/api/imports/*`: bringing in bank transactions.
 
 use axum::Json;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Multipart, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use finance_shared::{
-    ErrorBody, IMPORT_COUNT_DEFAULT, IMPORT_COUNT_MAX, ImportResult, MockImportRequest,
+    CsvImportQuery, DEFAULT_IMPORT_CATEGORY, ErrorBody, Expense, FileImportResult,
+    IMPORT_COUNT_DEFAULT, IMPORT_COUNT_MAX, ImportResult, MockImportRequest, OfxImportQuery,
+    validate,
 };
+use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use super::extract::{AuthUser, JsonObject};
 use super::idempotency::{self, IdempotencyHeader};
 use crate::AppState;
-use crate::bank::FetchRequest;
-use crate::store::StoreError;
+use crate::bank::file::{Encoding, FileError, ParsedFile, decode, to_bank_transactions};
+use crate::bank::{FetchRequest, csv, ofx};
+use crate::store::{ImportRequest, StoreError, import_body};
 
 /// `POST /api/imports/mock`
 #[utoipa::path(
@@ -64,7 +69,16 @@ pub async fn mock(
         .map_err(|e| ApiError::Internal(e.into()))?;
     let outcome = match state
         .store
-        .import(auth.id, state.bank.source(), &transactions, key.as_ref())
+        .import(
+            auth.id,
+            ImportRequest {
+                source: state.bank.source(),
+                transactions: &transactions,
+                idempotency: key.as_ref(),
+                dry_run: false,
+                body: &import_body,
+            },
+        )
         .await
     {
         // A concurrent request with the same key committed first: answer as it did.
@@ -96,4 +110,351 @@ pub async fn mock(
         }),
     )
         .into_response())
+}
+
+/// Largest bank file accepted (an export of a few hundred thousand expenses).
+pub const FILE_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// A bank file sent as the whole body, or as the file part of a multipart
+/// form with the query's fields as text parts beside it.
+struct Upload {
+    bytes: Bytes,
+    /// The query string with the form's text fields added (they win).
+    query: String,
+}
+
+fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+async fn upload(req: Request, accepted: &[&str]) -> Result<Upload, ApiError> {
+    let media = media_type(req.headers());
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let too_large = |status: StatusCode| status == StatusCode::PAYLOAD_TOO_LARGE;
+    if media == "multipart/form-data" {
+        let mut form = Multipart::from_request(req, &())
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("cannot read the form: {}", e.body_text())))?;
+        let mut pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let mut file = None;
+        loop {
+            let field = match form.next_field().await {
+                Ok(Some(field)) => field,
+                Ok(None) => break,
+                Err(e) if too_large(e.status()) => return Err(ApiError::PayloadTooLarge),
+                Err(e) => {
+                    return Err(ApiError::BadRequest(format!(
+                        "cannot read the form: {}",
+                        e.body_text()
+                    )));
+                }
+            };
+            let name = field.name().unwrap_or("").to_owned();
+            let is_file = field.file_name().is_some() || name == "file";
+            let data = match field.bytes().await {
+                Ok(data) => data,
+                Err(e) if too_large(e.status()) => return Err(ApiError::PayloadTooLarge),
+                Err(e) => {
+                    return Err(ApiError::BadRequest(format!(
+                        "cannot read the form: {}",
+                        e.body_text()
+                    )));
+                }
+            };
+            if is_file {
+                file = Some(data);
+            } else {
+                let value = String::from_utf8_lossy(&data).into_owned();
+                pairs.retain(|(k, _)| *k != name);
+                pairs.push((name, value));
+            }
+        }
+        let bytes = file.ok_or_else(|| ApiError::field("file", "the form has no file part"))?;
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        return Ok(Upload { bytes, query });
+    }
+    if !accepted.contains(&media.as_str()) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let bytes = Bytes::from_request(req, &()).await.map_err(|e| {
+        if too_large(e.status()) {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::BadRequest(format!("cannot read request body: {}", e.body_text()))
+        }
+    })?;
+    Ok(Upload { bytes, query })
+}
+
+/// The query (with a form's fields) as `T`; a malformed one is a 400.
+fn options<T: serde::de::DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let uri: axum::http::Uri = format!("/?{query}")
+        .parse()
+        .map_err(|_| ApiError::BadRequest("invalid query string".into()))?;
+    Query::<T>::try_from_uri(&uri)
+        .map(|Query(q)| q)
+        .map_err(|e| ApiError::BadRequest(format!("invalid query string: {}", e.body_text())))
+}
+
+/// What is common to every file import once the file is read.
+struct FileImport<'a> {
+    route: &'a str,
+    source: &'static str,
+    /// Put before each provider id (the account, for OFX).
+    id_prefix: String,
+    default_category: Option<String>,
+    dry_run: bool,
+    strict: bool,
+}
+
+async fn import_file(
+    state: &AppState,
+    auth: &AuthUser,
+    headers: &HeaderMap,
+    upload: &Upload,
+    import: FileImport<'_>,
+    mut parsed: ParsedFile,
+) -> Result<Response, ApiError> {
+    let default_category = match import.default_category.as_deref() {
+        None => DEFAULT_IMPORT_CATEGORY.to_owned(),
+        Some(c) => validate::category(c).map_err(|why| ApiError::field("default_category", why))?,
+    };
+    let (transactions, totals) =
+        to_bank_transactions(&mut parsed, &import.id_prefix, &default_category);
+    if import.strict && !parsed.errors.is_empty() {
+        return Err(ApiError::Validation(
+            parsed
+                .errors
+                .iter()
+                .map(|e| (format!("line {}", e.line), e.message.clone()))
+                .collect(),
+        ));
+    }
+    // The key covers the options and the file's bytes: a retry of the same
+    // upload replays, another file with the same key is refused.
+    let key = if import.dry_run {
+        None
+    } else {
+        let digest: String = Sha256::digest(&upload.bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        idempotency::key(headers, import.route, &format!("{}\n{digest}", upload.query))?
+    };
+    if let Some(replayed) = idempotency::replay(state, auth.id, key.as_ref(), None).await? {
+        return Ok(replayed);
+    }
+    let errors = parsed.errors;
+    let result = |imported: &[Expense], skipped: u64| FileImportResult {
+        dry_run: import.dry_run,
+        transactions: totals.transactions,
+        imported: imported.len() as u64,
+        skipped,
+        ignored: totals.ignored,
+        money_out: totals.money_out,
+        money_in: totals.money_in,
+        errors: errors.clone(),
+        expenses: imported.to_vec(),
+    };
+    let body = |imported: &[Expense], skipped: u64| {
+        serde_json::to_string(&result(imported, skipped)).unwrap_or_default()
+    };
+    let outcome = match state
+        .store
+        .import(
+            auth.id,
+            ImportRequest {
+                source: import.source,
+                transactions: &transactions,
+                idempotency: key.as_ref(),
+                dry_run: import.dry_run,
+                body: &body,
+            },
+        )
+        .await
+    {
+        Err(StoreError::Conflict) if key.is_some() => {
+            return idempotency::replay(state, auth.id, key.as_ref(), None)
+                .await?
+                .ok_or(ApiError::Conflict(
+                    "a request with this Idempotency-Key is in progress",
+                ));
+        }
+        other => other?,
+    };
+    if !import.dry_run {
+        metrics::counter!("imports_total", "source" => import.source).increment(1);
+        metrics::counter!("imported_transactions_total", "source" => import.source)
+            .increment(outcome.imported.len() as u64);
+    }
+    tracing::info!(
+        user = %auth.id,
+        source = import.source,
+        dry_run = import.dry_run,
+        read = totals.transactions,
+        imported = outcome.imported.len(),
+        skipped = outcome.skipped,
+        errors = errors.len(),
+        "file import"
+    );
+    let status = if import.dry_run {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(result(&outcome.imported, outcome.skipped))).into_response())
+}
+
+/// Parsing a large file is CPU work: off the async workers.
+async fn parse_off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, FileError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(|e| ApiError::field("file", e.0))
+}
+
+/// `POST /api/imports/csv`
+#[utoipa::path(
+    post, path = "/api/imports/csv", tag = "imports",
+    security(("bearer" = [])),
+    params(CsvImportQuery, IdempotencyHeader),
+    request_body(
+        description = "The CSV file: the whole body (`text/csv`), or the `file` part of a `multipart/form-data` body whose text parts may carry the query's fields",
+        content(
+            (String = "text/csv"),
+            (String = "multipart/form-data"),
+        ),
+    ),
+    responses(
+        (status = 201, description = "What was imported, skipped, ignored and refused (line by line)", body = FileImportResult),
+        (status = 200, description = "dry_run: what would be imported and skipped", body = FileImportResult),
+        (status = 400, description = "Bad query string or unreadable form", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 409, description = "A request with this Idempotency-Key is still in progress", body = ErrorBody),
+        (status = 413, description = "File over 64 MiB", body = ErrorBody),
+        (status = 415, description = "Not text/csv or multipart/form-data", body = ErrorBody),
+        (status = 422, description = "The mapping does not fit the file, a bad line with strict=true, or an Idempotency-Key reused with another file", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn csv(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    headers: HeaderMap,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let upload = upload(
+        req,
+        &[
+            "text/csv",
+            "text/plain",
+            "application/csv",
+            "application/octet-stream",
+            "application/vnd.ms-excel",
+        ],
+    )
+    .await?;
+    let query: CsvImportQuery = options(&upload.query)?;
+    let encoding: Encoding = match query.encoding.as_deref() {
+        None => Encoding::Auto,
+        Some(e) => serde_json::from_value(serde_json::Value::String(e.to_ascii_lowercase()))
+            .map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "invalid query string: encoding {e:?} is not auto, utf-8 or windows-1252"
+                ))
+            })?,
+    };
+    let bytes = upload.bytes.clone();
+    let mapping = query.clone();
+    let parsed = parse_off_thread(move || {
+        let text = decode(&bytes, encoding)?;
+        csv::read(&text, &mapping)
+    })
+    .await?;
+    let import = FileImport {
+        route: "POST /api/imports/csv",
+        source: "csv",
+        id_prefix: String::new(),
+        default_category: query.default_category,
+        dry_run: query.dry_run.unwrap_or(false),
+        strict: query.strict.unwrap_or(false),
+    };
+    import_file(&state, &auth, &headers, &upload, import, parsed).await
+}
+
+/// `POST /api/imports/ofx`
+#[utoipa::path(
+    post, path = "/api/imports/ofx", tag = "imports",
+    security(("bearer" = [])),
+    params(OfxImportQuery, IdempotencyHeader),
+    request_body(
+        description = "The OFX (1.x SGML or 2.x XML) or QFX file: the whole body, or the `file` part of a `multipart/form-data` body",
+        content(
+            (String = "application/x-ofx"),
+            (String = "multipart/form-data"),
+        ),
+    ),
+    responses(
+        (status = 201, description = "What was imported, skipped, ignored and refused; each FITID is imported once", body = FileImportResult),
+        (status = 200, description = "dry_run: what would be imported and skipped", body = FileImportResult),
+        (status = 400, description = "Bad query string or unreadable form", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 409, description = "A request with this Idempotency-Key is still in progress", body = ErrorBody),
+        (status = 413, description = "File over 64 MiB", body = ErrorBody),
+        (status = 415, description = "Not an OFX media type or multipart/form-data", body = ErrorBody),
+        (status = 422, description = "Not an OFX document, a bad transaction with strict=true, or an Idempotency-Key reused with another file", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn ofx(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    headers: HeaderMap,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let upload = upload(
+        req,
+        &[
+            "application/x-ofx",
+            "application/ofx",
+            "application/vnd.intu.qfx",
+            "application/x-qfx",
+            "application/xml",
+            "text/xml",
+            "text/plain",
+            "application/octet-stream",
+        ],
+    )
+    .await?;
+    let query: OfxImportQuery = options(&upload.query)?;
+    let bytes = upload.bytes.clone();
+    let statement = parse_off_thread(move || {
+        let text = decode(&bytes, Encoding::Auto)?;
+        ofx::read(&text)
+    })
+    .await?;
+    let import = FileImport {
+        route: "POST /api/imports/ofx",
+        source: "ofx",
+        id_prefix: statement
+            .account
+            .map(|a| format!("{a}:"))
+            .unwrap_or_default(),
+        default_category: query.default_category,
+        dry_run: query.dry_run.unwrap_or(false),
+        strict: query.strict.unwrap_or(false),
+    };
+    import_file(&state, &auth, &headers, &upload, import, statement.parsed).await
 }

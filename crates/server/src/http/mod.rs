@@ -1,6 +1,7 @@
 //! The HTTP layer: routes, extractors and the error type.
 
 mod auth;
+mod categories;
 pub mod client;
 pub mod error;
 mod expenses;
@@ -45,8 +46,22 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::change_password))
         .routes(routes!(expenses::list, expenses::create))
         .routes(routes!(expenses::summary))
-        .routes(routes!(expenses::get_one))
+        .routes(routes!(expenses::trend))
+        .routes(routes!(expenses::export))
+        .routes(routes!(
+            expenses::get_one,
+            expenses::update,
+            expenses::delete
+        ))
+        .routes(routes!(categories::list))
+        .routes(routes!(categories::rename))
         .routes(routes!(imports::mock))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(imports::csv))
+                .routes(routes!(imports::ofx))
+                .layer(DefaultBodyLimit::max(imports::FILE_BODY_LIMIT)),
+        )
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(metrics::render))

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use finance_shared::{Expense, Money, Summary, User};
+use finance_shared::{CategoryInfo, CategoryTotal, Expense, Money, MonthTotal, Summary, User};
 use uuid::Uuid;
 
 pub use cursor::Cursor;
@@ -76,6 +76,42 @@ pub struct ExpenseInput {
     pub spent_on: NaiveDate,
 }
 
+/// The fields of an expense a `PATCH` changes; `None` leaves one as it is.
+#[derive(Clone, Debug, Default)]
+pub struct ExpensePatch {
+    pub category: Option<String>,
+    /// `Some(None)` clears the description.
+    pub description: Option<Option<String>>,
+    pub amount: Option<Money>,
+    pub spent_on: Option<NaiveDate>,
+}
+
+impl ExpensePatch {
+    /// The expense with this patch applied.
+    pub fn apply(&self, expense: &Expense) -> Expense {
+        let mut e = expense.clone();
+        if let Some(c) = &self.category {
+            e.category.clone_from(c);
+        }
+        if let Some(d) = &self.description {
+            e.description.clone_from(d);
+        }
+        if let Some(a) = self.amount {
+            e.amount = a;
+        }
+        if let Some(d) = self.spent_on {
+            e.spent_on = d;
+        }
+        e
+    }
+}
+
+/// What a search compares: the lower-cased text (Rust's Unicode lower case,
+/// the same on every database).
+pub fn search_key(text: &str) -> String {
+    text.to_lowercase()
+}
+
 /// Filters and position of one page of the expense list.
 #[derive(Clone, Debug, Default)]
 pub struct ListFilter {
@@ -86,6 +122,8 @@ pub struct ListFilter {
     pub category_key: Option<String>,
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
+    /// Lower-cased text the description or the category contains.
+    pub search: Option<String>,
 }
 
 /// How long an idempotency key is remembered.
@@ -105,6 +143,22 @@ pub struct StoredResponse {
     pub request_hash: String,
     pub status: u16,
     pub body: String,
+}
+
+/// The response body an import remembers with its idempotency key, from
+/// what it imported and how many it skipped.
+pub type ImportBody<'a> = dyn Fn(&[Expense], u64) -> String + Send + Sync + 'a;
+
+/// An import about to be written.
+#[derive(Clone, Copy)]
+pub struct ImportRequest<'a> {
+    /// The `source` of the expenses it creates; ids are unique per source.
+    pub source: &'a str,
+    pub transactions: &'a [BankTransaction],
+    pub idempotency: Option<&'a IdempotencyKey>,
+    /// Roll back instead of committing.
+    pub dry_run: bool,
+    pub body: &'a ImportBody<'a>,
 }
 
 /// What an import wrote.
@@ -215,14 +269,46 @@ pub trait Store: Send + Sync + 'static {
         to: Option<NaiveDate>,
     ) -> Result<Summary, StoreError>;
 
-    /// Writes a bank's transactions in one transaction, skipping those already imported.
+    /// Writes a bank's transactions in one transaction, skipping those already
+    /// imported or deleted after an import; a dry run rolls it back.
     async fn import(
         &self,
         user_id: Uuid,
-        source: &str,
-        transactions: &[BankTransaction],
-        idempotency: Option<&IdempotencyKey>,
+        request: ImportRequest<'_>,
     ) -> Result<ImportOutcome, StoreError>;
+
+    /// Changes one of the user's expenses; `None` when there is no such expense.
+    async fn update_expense(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        patch: &ExpensePatch,
+    ) -> Result<Option<Expense>, StoreError>;
+
+    /// Deletes one of the user's expenses (remembering an imported one's
+    /// provider id); `false` when there is no such expense.
+    async fn delete_expense(&self, user_id: Uuid, id: Uuid) -> Result<bool, StoreError>;
+
+    /// The user's categories with their count, total and latest day, most used first.
+    async fn categories(&self, user_id: Uuid) -> Result<Vec<CategoryInfo>, StoreError>;
+
+    /// Moves every expense of category `from` to `to`; how many moved, or
+    /// `None` when no expense is in `from`.
+    async fn rename_category(
+        &self,
+        user_id: Uuid,
+        from: &str,
+        to: &str,
+    ) -> Result<Option<u64>, StoreError>;
+
+    /// Per-month, per-category totals of the days `from..=to`: rows of
+    /// (`YYYY-MM`, category, total, count).
+    async fn monthly_totals(
+        &self,
+        user_id: Uuid,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(String, String, i64, i64)>, StoreError>;
 }
 
 /// Opens the database a URL names (`sqlite:` or `postgres:`) and applies its migrations.
@@ -252,30 +338,102 @@ pub(crate) struct Rollup {
 }
 
 impl Rollup {
+    /// The rollup of new expenses.
     pub fn of<'a>(expenses: impl IntoIterator<Item = &'a Expense>) -> Self {
         let mut rollup = Rollup::default();
         for e in expenses {
-            let key = finance_shared::validate::category_key(&e.category);
-            rollup
-                .names
-                .entry(key.clone())
-                .or_insert_with(|| e.category.clone());
-            let day = rollup.days.entry((e.spent_on, key)).or_default();
-            day.0 += e.amount.minor();
-            day.1 += 1;
+            rollup.add(e, 1);
         }
         rollup
     }
+
+    /// The rollup of one expense turning from `old` into `new` (either absent).
+    pub fn change(old: Option<&Expense>, new: Option<&Expense>) -> Self {
+        let mut rollup = Rollup::default();
+        if let Some(old) = old {
+            rollup.add(old, -1);
+        }
+        if let Some(new) = new {
+            rollup.add(new, 1);
+        }
+        rollup
+    }
+
+    fn add(&mut self, e: &Expense, sign: i64) {
+        let key = finance_shared::validate::category_key(&e.category);
+        if sign > 0 {
+            self.names
+                .entry(key.clone())
+                .or_insert_with(|| e.category.clone());
+        }
+        let day = self.days.entry((e.spent_on, key)).or_default();
+        day.0 += sign * e.amount.minor();
+        day.1 += sign;
+    }
+
+    /// Days and categories that lost expenses: their rows may have reached zero.
+    pub fn shrunk(&self) -> impl Iterator<Item = &(NaiveDate, String)> {
+        self.days
+            .iter()
+            .filter(|(_, (_, count))| *count < 0)
+            .map(|(k, _)| k)
+    }
 }
 
-/// The body an import answers with.
-pub(crate) fn import_body(imported: &[Expense], skipped: u64) -> String {
+/// The months of a trend from per-month, per-category rows sorted by month
+/// and then by total, largest first; `months` lists every month shown.
+pub fn months_from_rows(
+    months: &[String],
+    rows: Vec<(String, String, i64, i64)>,
+) -> Vec<MonthTotal> {
+    let mut by_month: BTreeMap<String, Vec<(String, i64, i64)>> = BTreeMap::new();
+    for (month, category, total, count) in rows {
+        by_month
+            .entry(month)
+            .or_default()
+            .push((category, total, count));
+    }
+    months
+        .iter()
+        .map(|month| {
+            let rows = by_month.remove(month).unwrap_or_default();
+            let total = rows.iter().map(|r| r.1).sum();
+            let count = rows.iter().map(|r| u64::try_from(r.2).unwrap_or(0)).sum();
+            MonthTotal {
+                month: month.clone(),
+                total: Money::from_minor(total),
+                count,
+                categories: rows
+                    .into_iter()
+                    .map(|(category, total, count)| CategoryTotal {
+                        category,
+                        total: Money::from_minor(total),
+                        count: u64::try_from(count).unwrap_or(0),
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// The body a mock import answers with.
+pub fn import_body(imported: &[Expense], skipped: u64) -> String {
     serde_json::to_string(&finance_shared::ImportResult {
         imported: imported.len() as u64,
         skipped,
         expenses: imported.to_vec(),
     })
     .unwrap_or_default()
+}
+
+/// A row of `categories()`: name, count, total and latest day.
+pub(crate) fn category_info((category, count, total, last_used): (String, i64, i64, NaiveDate)) -> CategoryInfo {
+    CategoryInfo {
+        category,
+        count: u64::try_from(count).unwrap_or(0),
+        total: Money::from_minor(total),
+        last_used,
+    }
 }
 
 /// Builds the summary from per-category rows already sorted by total, largest first.

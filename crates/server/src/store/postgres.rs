@@ -2,17 +2,16 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use finance_shared::{Expense, Money, Summary, User};
+use finance_shared::{CategoryInfo, Expense, Money, Summary, User};
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Executor, QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::{
-    ExpenseInput, IDEMPOTENCY_WINDOW_SECS, IdempotencyKey, ImportOutcome, ListFilter, PoolSettings,
+    ExpenseInput, ExpensePatch, IDEMPOTENCY_WINDOW_SECS, IdempotencyKey, ImportOutcome, ImportRequest, ListFilter, PoolSettings,
     Rollup, SessionState, Store, StoreError, StoredResponse, UserCredentials, expense_columns,
     now_micros, summary_from_rows,
 };
-use crate::bank::BankTransaction;
 
 /// The PostgreSQL store.
 pub struct PgStore {
@@ -62,16 +61,23 @@ fn credentials_from_row(row: &PgRow) -> Result<UserCredentials, sqlx::Error> {
     })
 }
 
-/// Inserts one expense; `false` when an imported transaction was already there.
+/// Inserts one expense; `false` when an imported transaction was already
+/// there, was deleted after an import, or is an export of an expense the
+/// user still has (`origin`).
 async fn insert_expense(
     conn: &mut PgConnection,
     user_id: Uuid,
     expense: &Expense,
     external_id: Option<&str>,
+    origin: Option<Uuid>,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "INSERT INTO expenses (id, user_id, category, category_key, description, amount_minor, \
-         spent_on, created_at, source, external_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+        "INSERT INTO expenses (id, user_id, category, category_key, description, description_key, \
+         amount_minor, spent_on, created_at, source, external_id) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 \
+         WHERE NOT EXISTS (SELECT 1 FROM deleted_imports \
+                           WHERE user_id = $2 AND source = $10 AND external_id = $11) \
+           AND NOT EXISTS (SELECT 1 FROM expenses WHERE id = $12 AND user_id = $2) \
          ON CONFLICT (user_id, source, external_id) DO NOTHING",
     )
     .bind(expense.id)
@@ -79,14 +85,35 @@ async fn insert_expense(
     .bind(&expense.category)
     .bind(finance_shared::validate::category_key(&expense.category))
     .bind(&expense.description)
+    .bind(expense.description.as_deref().map(super::search_key))
     .bind(expense.amount.minor())
     .bind(expense.spent_on)
     .bind(expense.created_at)
     .bind(&expense.source)
     .bind(external_id)
+    .bind(origin)
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// One of the user's expenses, locked for the rest of the transaction.
+async fn expense_for_update(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    id: Uuid,
+) -> Result<Option<(Expense, Option<String>)>, sqlx::Error> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        expense_columns!(),
+        ", external_id FROM expenses WHERE id = $1 AND user_id = $2 FOR UPDATE"
+    ))
+    .bind(id)
+    .bind(user_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|r| Ok((expense_from_row(&r)?, r.try_get(7)?)))
+        .transpose()
 }
 
 /// Adds new expenses to the rollups and bumps the user's data version.
@@ -118,6 +145,16 @@ async fn apply_rollup(
         .bind(key)
         .bind(total)
         .bind(count)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for (day, key) in rollup.shrunk() {
+        sqlx::query(
+            "DELETE FROM daily_totals WHERE user_id = $1 AND spent_on = $2 AND category_key = $3 AND count = 0",
+        )
+        .bind(user_id)
+        .bind(day)
+        .bind(key)
         .execute(&mut *conn)
         .await?;
     }
@@ -300,7 +337,7 @@ impl Store for PgStore {
             source: "manual".to_owned(),
         };
         let mut tx = self.pool.begin().await?;
-        insert_expense(&mut tx, user_id, &expense, None).await?;
+        insert_expense(&mut tx, user_id, &expense, None, None).await?;
         apply_rollup(&mut tx, user_id, &Rollup::of([&expense])).await?;
         let body = serde_json::to_string(&expense).unwrap_or_default();
         remember(&mut tx, user_id, idempotency, 201, body).await?;
@@ -365,6 +402,14 @@ impl Store for PgStore {
         if let Some(to) = filter.to {
             query.push(" AND spent_on <= ").push_bind(to);
         }
+        if let Some(q) = &filter.search {
+            query
+                .push(" AND (strpos(category_key, ")
+                .push_bind(q)
+                .push(") > 0 OR strpos(description_key, ")
+                .push_bind(q)
+                .push(") > 0)");
+        }
         if let Some(after) = filter.after {
             let created_at: DateTime<Utc> =
                 DateTime::from_timestamp_micros(after.created_at_micros)
@@ -414,26 +459,190 @@ impl Store for PgStore {
     async fn import(
         &self,
         user_id: Uuid,
-        source: &str,
-        transactions: &[BankTransaction],
-        idempotency: Option<&IdempotencyKey>,
+        request: ImportRequest<'_>,
     ) -> Result<ImportOutcome, StoreError> {
         let created_at = now_micros();
         let mut tx = self.pool.begin().await?;
         let mut imported = Vec::new();
-        for t in transactions {
-            let expense = t.to_expense(source, created_at);
-            if insert_expense(&mut tx, user_id, &expense, Some(&t.external_id)).await? {
+        for t in request.transactions {
+            let expense = t.to_expense(request.source, created_at);
+            if insert_expense(&mut tx, user_id, &expense, Some(&t.external_id), t.origin).await? {
                 imported.push(expense);
             }
+        }
+        let skipped = (request.transactions.len() - imported.len()) as u64;
+        if request.dry_run {
+            tx.rollback().await?;
+            return Ok(ImportOutcome { imported, skipped });
         }
         if !imported.is_empty() {
             apply_rollup(&mut tx, user_id, &Rollup::of(&imported)).await?;
         }
-        let skipped = (transactions.len() - imported.len()) as u64;
-        let body = super::import_body(&imported, skipped);
-        remember(&mut tx, user_id, idempotency, 201, body).await?;
+        let body = (request.body)(&imported, skipped);
+        remember(&mut tx, user_id, request.idempotency, 201, body).await?;
         tx.commit().await?;
         Ok(ImportOutcome { imported, skipped })
+    }
+
+    async fn update_expense(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        patch: &ExpensePatch,
+    ) -> Result<Option<Expense>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let Some((old, _)) = expense_for_update(&mut tx, user_id, id).await? else {
+            return Ok(None);
+        };
+        let new = patch.apply(&old);
+        sqlx::query(
+            "UPDATE expenses SET category = $1, category_key = $2, description = $3, description_key = $4, \
+             amount_minor = $5, spent_on = $6 WHERE id = $7 AND user_id = $8",
+        )
+        .bind(&new.category)
+        .bind(finance_shared::validate::category_key(&new.category))
+        .bind(&new.description)
+        .bind(new.description.as_deref().map(super::search_key))
+        .bind(new.amount.minor())
+        .bind(new.spent_on)
+        .bind(id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        apply_rollup(&mut tx, user_id, &Rollup::change(Some(&old), Some(&new))).await?;
+        tx.commit().await?;
+        Ok(Some(new))
+    }
+
+    async fn delete_expense(&self, user_id: Uuid, id: Uuid) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let Some((old, external_id)) = expense_for_update(&mut tx, user_id, id).await? else {
+            return Ok(false);
+        };
+        sqlx::query("DELETE FROM expenses WHERE id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(external_id) = external_id {
+            sqlx::query(
+                "INSERT INTO deleted_imports (user_id, source, external_id, deleted_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(user_id)
+            .bind(&old.source)
+            .bind(external_id)
+            .bind(now_micros())
+            .execute(&mut *tx)
+            .await?;
+        }
+        apply_rollup(&mut tx, user_id, &Rollup::change(Some(&old), None)).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn categories(&self, user_id: Uuid) -> Result<Vec<CategoryInfo>, StoreError> {
+        let rows: Vec<(String, i64, i64, NaiveDate)> = sqlx::query_as(
+            "SELECT c.name, SUM(d.count)::BIGINT AS n, SUM(d.total_minor)::BIGINT, MAX(d.spent_on) \
+             FROM daily_totals d JOIN categories c \
+               ON c.user_id = d.user_id AND c.category_key = d.category_key \
+             WHERE d.user_id = $1 AND d.count > 0 \
+             GROUP BY d.category_key, c.name ORDER BY n DESC, c.name ASC",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(super::category_info).collect())
+    }
+
+    async fn rename_category(
+        &self,
+        user_id: Uuid,
+        from: &str,
+        to: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        let from_key = finance_shared::validate::category_key(from);
+        let to_key = finance_shared::validate::category_key(to);
+        let mut tx = self.pool.begin().await?;
+        // Serialises with other writes of this user, which bump the same row.
+        sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        let moved = sqlx::query(
+            "UPDATE expenses SET category = $1, category_key = $2 WHERE user_id = $3 AND category_key = $4",
+        )
+        .bind(to)
+        .bind(&to_key)
+        .bind(user_id)
+        .bind(&from_key)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved == 0 {
+            return Ok(None);
+        }
+        if from_key != to_key {
+            sqlx::query(
+                "INSERT INTO daily_totals (user_id, spent_on, category_key, total_minor, count) \
+                 SELECT user_id, spent_on, $1, total_minor, count FROM daily_totals \
+                 WHERE user_id = $2 AND category_key = $3 \
+                 ON CONFLICT (user_id, spent_on, category_key) DO UPDATE SET \
+                 total_minor = daily_totals.total_minor + excluded.total_minor, \
+                 count = daily_totals.count + excluded.count",
+            )
+            .bind(&to_key)
+            .bind(user_id)
+            .bind(&from_key)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM daily_totals WHERE user_id = $1 AND category_key = $2")
+                .bind(user_id)
+                .bind(&from_key)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM categories WHERE user_id = $1 AND category_key = $2")
+                .bind(user_id)
+                .bind(&from_key)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO categories (user_id, category_key, name) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id, category_key) DO UPDATE SET name = excluded.name",
+        )
+        .bind(user_id)
+        .bind(&to_key)
+        .bind(to)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE users SET data_version = data_version + 1 WHERE id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(moved))
+    }
+
+    async fn monthly_totals(
+        &self,
+        user_id: Uuid,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(String, String, i64, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT to_char(d.spent_on, 'YYYY-MM') AS month, c.name, SUM(d.total_minor)::BIGINT AS total, \
+             SUM(d.count)::BIGINT \
+             FROM daily_totals d JOIN categories c \
+               ON c.user_id = d.user_id AND c.category_key = d.category_key \
+             WHERE d.user_id = $1 AND d.spent_on >= $2 AND d.spent_on <= $3 \
+             GROUP BY month, d.category_key, c.name HAVING SUM(d.count) > 0 \
+             ORDER BY month ASC, total DESC, c.name ASC",
+        )
+        .bind(user_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?)
     }
 }

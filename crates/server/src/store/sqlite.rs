@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate};
-use finance_shared::{Expense, Money, Summary, User};
+use finance_shared::{CategoryInfo, Expense, Money, Summary, User};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
@@ -18,11 +18,10 @@ use sqlx::{QueryBuilder, Row, Transaction};
 use uuid::Uuid;
 
 use super::{
-    ExpenseInput, IDEMPOTENCY_WINDOW_SECS, IdempotencyKey, ImportOutcome, ListFilter, PoolSettings,
+    ExpenseInput, ExpensePatch, IDEMPOTENCY_WINDOW_SECS, IdempotencyKey, ImportOutcome, ImportRequest, ListFilter, PoolSettings,
     Rollup, SessionState, Store, StoreError, StoredResponse, UserCredentials, expense_columns,
     now_micros, summary_from_rows,
 };
-use crate::bank::BankTransaction;
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -93,16 +92,23 @@ fn credentials_from_row(row: &SqliteRow) -> Result<UserCredentials, sqlx::Error>
     })
 }
 
-/// Inserts one expense; `false` when an imported transaction was already there.
+/// Inserts one expense; `false` when an imported transaction was already
+/// there, was deleted after an import, or is an export of an expense the
+/// user still has (`origin`).
 async fn insert_expense(
     conn: &mut SqliteConnection,
     user_id: Uuid,
     expense: &Expense,
     external_id: Option<&str>,
+    origin: Option<Uuid>,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "INSERT INTO expenses (id, user_id, category, category_key, description, amount_minor, \
-         spent_on, created_at, source, external_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+        "INSERT INTO expenses (id, user_id, category, category_key, description, description_key, \
+         amount_minor, spent_on, created_at, source, external_id) \
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 \
+         WHERE NOT EXISTS (SELECT 1 FROM deleted_imports \
+                           WHERE user_id = ?2 AND source = ?10 AND external_id = ?11) \
+           AND NOT EXISTS (SELECT 1 FROM expenses WHERE id = ?12 AND user_id = ?2) \
          ON CONFLICT (user_id, source, external_id) DO NOTHING",
     )
     .bind(expense.id)
@@ -110,14 +116,35 @@ async fn insert_expense(
     .bind(&expense.category)
     .bind(finance_shared::validate::category_key(&expense.category))
     .bind(&expense.description)
+    .bind(expense.description.as_deref().map(super::search_key))
     .bind(expense.amount.minor())
     .bind(expense.spent_on)
     .bind(expense.created_at.timestamp_micros())
     .bind(&expense.source)
     .bind(external_id)
+    .bind(origin)
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// One of the user's expenses, read inside a write transaction.
+async fn expense_in(
+    conn: &mut SqliteConnection,
+    user_id: Uuid,
+    id: Uuid,
+) -> Result<Option<(Expense, Option<String>)>, sqlx::Error> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        expense_columns!(),
+        ", external_id FROM expenses WHERE id = ? AND user_id = ?"
+    ))
+    .bind(id)
+    .bind(user_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|r| Ok((expense_from_row(&r)?, r.try_get(7)?)))
+        .transpose()
 }
 
 /// Adds new expenses to the rollups and bumps the user's data version.
@@ -149,6 +176,16 @@ async fn apply_rollup(
         .bind(key)
         .bind(total)
         .bind(count)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for (day, key) in rollup.shrunk() {
+        sqlx::query(
+            "DELETE FROM daily_totals WHERE user_id = ? AND spent_on = ? AND category_key = ? AND count = 0",
+        )
+        .bind(user_id)
+        .bind(day)
+        .bind(key)
         .execute(&mut *conn)
         .await?;
     }
@@ -331,7 +368,7 @@ impl Store for SqliteStore {
             source: "manual".to_owned(),
         };
         let mut tx = self.begin_write().await?;
-        insert_expense(&mut tx, user_id, &expense, None).await?;
+        insert_expense(&mut tx, user_id, &expense, None, None).await?;
         apply_rollup(&mut tx, user_id, &Rollup::of([&expense])).await?;
         let body = serde_json::to_string(&expense).unwrap_or_default();
         remember(&mut tx, user_id, idempotency, 201, body).await?;
@@ -396,6 +433,14 @@ impl Store for SqliteStore {
         if let Some(to) = filter.to {
             query.push(" AND spent_on <= ").push_bind(to);
         }
+        if let Some(q) = &filter.search {
+            query
+                .push(" AND (instr(category_key, ")
+                .push_bind(q)
+                .push(") > 0 OR instr(description_key, ")
+                .push_bind(q)
+                .push(") > 0)");
+        }
         if let Some(after) = filter.after {
             query
                 .push(" AND (spent_on, created_at, id) < (")
@@ -442,26 +487,184 @@ impl Store for SqliteStore {
     async fn import(
         &self,
         user_id: Uuid,
-        source: &str,
-        transactions: &[BankTransaction],
-        idempotency: Option<&IdempotencyKey>,
+        request: ImportRequest<'_>,
     ) -> Result<ImportOutcome, StoreError> {
         let created_at = now_micros();
         let mut tx = self.begin_write().await?;
         let mut imported = Vec::new();
-        for t in transactions {
-            let expense = t.to_expense(source, created_at);
-            if insert_expense(&mut tx, user_id, &expense, Some(&t.external_id)).await? {
+        for t in request.transactions {
+            let expense = t.to_expense(request.source, created_at);
+            if insert_expense(&mut tx, user_id, &expense, Some(&t.external_id), t.origin).await? {
                 imported.push(expense);
             }
+        }
+        let skipped = (request.transactions.len() - imported.len()) as u64;
+        if request.dry_run {
+            tx.rollback().await?;
+            return Ok(ImportOutcome { imported, skipped });
         }
         if !imported.is_empty() {
             apply_rollup(&mut tx, user_id, &Rollup::of(&imported)).await?;
         }
-        let skipped = (transactions.len() - imported.len()) as u64;
-        let body = super::import_body(&imported, skipped);
-        remember(&mut tx, user_id, idempotency, 201, body).await?;
+        let body = (request.body)(&imported, skipped);
+        remember(&mut tx, user_id, request.idempotency, 201, body).await?;
         tx.commit().await?;
         Ok(ImportOutcome { imported, skipped })
+    }
+
+    async fn update_expense(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        patch: &ExpensePatch,
+    ) -> Result<Option<Expense>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let Some((old, _)) = expense_in(&mut tx, user_id, id).await? else {
+            return Ok(None);
+        };
+        let new = patch.apply(&old);
+        sqlx::query(
+            "UPDATE expenses SET category = ?, category_key = ?, description = ?, description_key = ?, \
+             amount_minor = ?, spent_on = ? WHERE id = ? AND user_id = ?",
+        )
+        .bind(&new.category)
+        .bind(finance_shared::validate::category_key(&new.category))
+        .bind(&new.description)
+        .bind(new.description.as_deref().map(super::search_key))
+        .bind(new.amount.minor())
+        .bind(new.spent_on)
+        .bind(id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        apply_rollup(&mut tx, user_id, &Rollup::change(Some(&old), Some(&new))).await?;
+        tx.commit().await?;
+        Ok(Some(new))
+    }
+
+    async fn delete_expense(&self, user_id: Uuid, id: Uuid) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let Some((old, external_id)) = expense_in(&mut tx, user_id, id).await? else {
+            return Ok(false);
+        };
+        sqlx::query("DELETE FROM expenses WHERE id = ? AND user_id = ?")
+            .bind(id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(external_id) = external_id {
+            sqlx::query(
+                "INSERT INTO deleted_imports (user_id, source, external_id, deleted_at) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(user_id)
+            .bind(&old.source)
+            .bind(external_id)
+            .bind(now_micros().timestamp_micros())
+            .execute(&mut *tx)
+            .await?;
+        }
+        apply_rollup(&mut tx, user_id, &Rollup::change(Some(&old), None)).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn categories(&self, user_id: Uuid) -> Result<Vec<CategoryInfo>, StoreError> {
+        let rows: Vec<(String, i64, i64, NaiveDate)> = sqlx::query_as(
+            "SELECT c.name, SUM(d.count) AS n, SUM(d.total_minor), MAX(d.spent_on) \
+             FROM daily_totals d JOIN categories c \
+               ON c.user_id = d.user_id AND c.category_key = d.category_key \
+             WHERE d.user_id = ? AND d.count > 0 \
+             GROUP BY d.category_key, c.name ORDER BY n DESC, c.name ASC",
+        )
+        .bind(user_id)
+        .fetch_all(&self.readers)
+        .await?;
+        Ok(rows.into_iter().map(super::category_info).collect())
+    }
+
+    async fn rename_category(
+        &self,
+        user_id: Uuid,
+        from: &str,
+        to: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        let from_key = finance_shared::validate::category_key(from);
+        let to_key = finance_shared::validate::category_key(to);
+        let mut tx = self.begin_write().await?;
+        let moved = sqlx::query(
+            "UPDATE expenses SET category = ?, category_key = ? WHERE user_id = ? AND category_key = ?",
+        )
+        .bind(to)
+        .bind(&to_key)
+        .bind(user_id)
+        .bind(&from_key)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved == 0 {
+            return Ok(None);
+        }
+        if from_key != to_key {
+            sqlx::query(
+                "INSERT INTO daily_totals (user_id, spent_on, category_key, total_minor, count) \
+                 SELECT user_id, spent_on, ?1, total_minor, count FROM daily_totals \
+                 WHERE user_id = ?2 AND category_key = ?3 AND true \
+                 ON CONFLICT (user_id, spent_on, category_key) DO UPDATE SET \
+                 total_minor = daily_totals.total_minor + excluded.total_minor, \
+                 count = daily_totals.count + excluded.count",
+            )
+            .bind(&to_key)
+            .bind(user_id)
+            .bind(&from_key)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM daily_totals WHERE user_id = ? AND category_key = ?")
+                .bind(user_id)
+                .bind(&from_key)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM categories WHERE user_id = ? AND category_key = ?")
+                .bind(user_id)
+                .bind(&from_key)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO categories (user_id, category_key, name) VALUES (?, ?, ?) \
+             ON CONFLICT (user_id, category_key) DO UPDATE SET name = excluded.name",
+        )
+        .bind(user_id)
+        .bind(&to_key)
+        .bind(to)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE users SET data_version = data_version + 1 WHERE id = ?")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(moved))
+    }
+
+    async fn monthly_totals(
+        &self,
+        user_id: Uuid,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(String, String, i64, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT substr(d.spent_on, 1, 7) AS month, c.name, SUM(d.total_minor) AS total, SUM(d.count) \
+             FROM daily_totals d JOIN categories c \
+               ON c.user_id = d.user_id AND c.category_key = d.category_key \
+             WHERE d.user_id = ? AND d.spent_on >= ? AND d.spent_on <= ? \
+             GROUP BY month, d.category_key, c.name HAVING SUM(d.count) > 0 \
+             ORDER BY month ASC, total DESC, c.name ASC",
+        )
+        .bind(user_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.readers)
+        .await?)
     }
 }

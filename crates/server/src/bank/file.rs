@@ -1,0 +1,243 @@
+//! What CSV and OFX files have in common: decoding their bytes, and turning
+//! the transactions read from them into expenses with stable ids.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use finance_shared::{LineError, Money, validate};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::BankTransaction;
+
+/// A transaction as a file states it, before it becomes an expense.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileTransaction {
+    /// 1-based line of the file it starts on.
+    pub line: u64,
+    pub date: NaiveDate,
+    /// Signed, in minor units: money out is negative.
+    pub amount: i64,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    /// The bank's id of the transaction, when the file has one.
+    pub provider_id: Option<String>,
+    /// The expense it was exported from (this server's own CSV export).
+    pub origin: Option<Uuid>,
+}
+
+/// Everything read from a file: its transactions and the lines that failed.
+#[derive(Clone, Debug, Default)]
+pub struct ParsedFile {
+    pub transactions: Vec<FileTransaction>,
+    pub errors: Vec<LineError>,
+}
+
+impl ParsedFile {
+    /// Records a line that could not be read.
+    pub fn error(&mut self, line: u64, message: impl Into<String>) {
+        self.errors.push(LineError {
+            line,
+            message: message.into(),
+        });
+    }
+}
+
+/// Why a whole file was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct FileError(pub String);
+
+/// Text encodings bank files come in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Encoding {
+    /// UTF-8 when the bytes are valid UTF-8, Windows-1252 otherwise.
+    #[default]
+    Auto,
+    #[serde(alias = "utf8")]
+    Utf8,
+    /// Windows-1252, the superset of ISO-8859-1 that Western banks export in.
+    #[serde(alias = "cp1252", alias = "iso-8859-1", alias = "latin1")]
+    Windows1252,
+}
+
+/// The file as text, without a byte-order mark.
+pub fn decode(bytes: &[u8], encoding: Encoding) -> Result<String, FileError> {
+    let utf8 = || {
+        encoding_rs::UTF_8
+            .decode_without_bom_handling_and_without_replacement(
+                bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes),
+            )
+            .map(|t| t.into_owned())
+    };
+    let cp1252 = || {
+        encoding_rs::WINDOWS_1252
+            .decode_without_bom_handling(bytes)
+            .0
+            .into_owned()
+    };
+    match encoding {
+        Encoding::Utf8 => utf8().ok_or_else(|| FileError("the file is not valid UTF-8".into())),
+        Encoding::Windows1252 => Ok(cp1252()),
+        Encoding::Auto => Ok(utf8().unwrap_or_else(cp1252)),
+    }
+}
+
+/// A description as the API stores it: control characters as spaces, runs of
+/// spaces as one, at most 500 characters; `None` when nothing is left.
+pub fn clean_description(raw: &str) -> Option<String> {
+    let spaced: String = raw
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let words: Vec<&str> = spaced.split_whitespace().collect();
+    let joined = words.join(" ");
+    let cut: String = joined.chars().take(500).collect();
+    (!cut.is_empty()).then_some(cut)
+}
+
+/// What a file's transactions amount to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileTotals {
+    pub transactions: u64,
+    pub ignored: u64,
+    pub money_out: Money,
+    pub money_in: Money,
+}
+
+/// The money-out transactions of a file as bank transactions, each with an
+/// id that is the same every time the file is imported: the bank's id when
+/// the file has one, otherwise a fingerprint of (date, amount, description)
+/// with its occurrence in the file, so two identical coffees on one day stay
+/// two expenses and a second import of the file adds neither. Money-in and
+/// zero transactions are not expenses: they are counted in the totals only.
+pub fn to_bank_transactions(
+    parsed: &mut ParsedFile,
+    id_prefix: &str,
+    default_category: &str,
+) -> (Vec<BankTransaction>, FileTotals) {
+    let mut totals = FileTotals::default();
+    let mut seen: HashMap<String, u32> = HashMap::new();
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for t in &parsed.transactions {
+        totals.transactions += 1;
+        if t.amount >= 0 {
+            totals.money_in = Money::from_minor(totals.money_in.minor().saturating_add(t.amount));
+            totals.ignored += 1;
+            continue;
+        }
+        let magnitude = Money::from_minor(t.amount.saturating_neg());
+        totals.money_out = Money::from_minor(totals.money_out.minor().saturating_add(t.amount));
+        let amount = match validate::amount(magnitude) {
+            Ok(a) => a,
+            Err(why) => {
+                errors.push(LineError {
+                    line: t.line,
+                    message: format!("amount {why}"),
+                });
+                continue;
+            }
+        };
+        let category = match t.category.as_deref().map(str::trim) {
+            Some(c) if !c.is_empty() => match validate::category(c) {
+                Ok(c) => c,
+                Err(why) => {
+                    errors.push(LineError {
+                        line: t.line,
+                        message: format!("category {why}"),
+                    });
+                    continue;
+                }
+            },
+            _ => default_category.to_owned(),
+        };
+        let external_id = match &t.provider_id {
+            Some(id) => format!("{id_prefix}id:{id}"),
+            None => {
+                let print = fingerprint(t.date, t.amount, t.description.as_deref());
+                let n = seen.entry(print.clone()).or_default();
+                *n += 1;
+                format!("fp:{print}:{n}")
+            }
+        };
+        out.push(BankTransaction {
+            external_id,
+            category,
+            description: t.description.clone(),
+            amount,
+            spent_on: t.date,
+            origin: t.origin,
+        });
+    }
+    parsed.errors.extend(errors);
+    parsed.errors.sort_by_key(|e| e.line);
+    (out, totals)
+}
+
+/// SHA-256 of the date, the amount and the description (case and spacing
+/// ignored), hex.
+fn fingerprint(date: NaiveDate, amount: i64, description: Option<&str>) -> String {
+    let description = description
+        .unwrap_or("")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
+    let digest = Sha256::digest(format!("{date}|{amount}|{description}").as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn txn(line: u64, amount: i64, description: &str) -> FileTransaction {
+        FileTransaction {
+            line,
+            date: NaiveDate::from_ymd_opt(2026, 11, 2).unwrap_or_default(),
+            amount,
+            description: Some(description.to_owned()),
+            category: None,
+            provider_id: None,
+            origin: None,
+        }
+    }
+
+    #[test]
+    fn identical_rows_get_distinct_stable_ids() {
+        let mut file = ParsedFile {
+            transactions: vec![
+                txn(2, -380, "Coffee"),
+                txn(3, -380, "coffee "),
+                txn(4, 5000, "Salary"),
+            ],
+            errors: Vec::new(),
+        };
+        let (first, totals) = to_bank_transactions(&mut file.clone(), "", "Uncategorized");
+        assert_eq!(first.len(), 2);
+        assert_ne!(first[0].external_id, first[1].external_id);
+        assert_eq!(totals.ignored, 1);
+        assert_eq!(totals.money_out.minor(), -760);
+        assert_eq!(totals.money_in.minor(), 5000);
+        let (again, _) = to_bank_transactions(&mut file, "", "Uncategorized");
+        assert_eq!(
+            first.iter().map(|t| &t.external_id).collect::<Vec<_>>(),
+            again.iter().map(|t| &t.external_id).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn legacy_bytes_and_bom_decode() {
+        assert_eq!(decode(b"\xEF\xBB\xBFa;b", Encoding::Auto).ok().as_deref(), Some("a;b"));
+        assert_eq!(decode(b"5 \x80", Encoding::Auto).ok().as_deref(), Some("5 €"));
+        assert!(decode(b"\x80", Encoding::Utf8).is_err());
+    }
+
+    #[test]
+    fn descriptions_are_cleaned() {
+        assert_eq!(clean_description("  A\tB   C \u{7}").as_deref(), Some("A B C"));
+        assert_eq!(clean_description("   "), None);
+    }
+}
