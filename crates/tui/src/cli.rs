@@ -72,6 +72,9 @@ pub enum Cmd {
         /// Last day, YYYY-MM-DD
         #[arg(long)]
         to: Option<NaiveDate>,
+        /// Only expenses whose description or category contains this text (any case)
+        #[arg(long, short = 'q')]
+        search: Option<String>,
     },
     /// Totals per category
     Summary {
@@ -298,6 +301,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             category,
             from,
             to,
+            search,
         } => {
             let query = ListQuery {
                 limit: Some(limit),
@@ -305,6 +309,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 category,
                 from,
                 to,
+                q: search,
             };
             let page = ctx.check(ctx.authed()?.list(&query).await)?;
             ctx.print(&page, |p| {
