@@ -8,27 +8,6 @@ use common::{Backend, TestApp, spawn_app, spawn_app_with, unique_email};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Postgres).await
-                }
-            )*
-        }
-    };
-}
-
 on_every_backend!(
     register_then_login_returns_token,
     register_normalises_email_and_refuses_taken_email_in_any_case,

@@ -300,7 +300,10 @@ pub struct CategoryList {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CategoryRename {
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64, example = "coffee"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 64, example = "coffee")
+    )]
     pub from: String,
     #[cfg_attr(
         feature = "openapi",
@@ -343,7 +346,10 @@ pub struct TrendQuery {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MonthTotal {
     /// `YYYY-MM`.
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9]{4}-[0-9]{2}$", example = "2026-11"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[0-9]{4}-[0-9]{2}$", example = "2026-11")
+    )]
     pub month: String,
     pub total: Money,
     pub count: u64,
@@ -395,7 +401,14 @@ pub struct ExportQuery {
 }
 
 /// The columns of the CSV export, in order.
-pub const EXPORT_CSV_HEADER: [&str; 6] = ["id", "spent_on", "category", "description", "amount", "source"];
+pub const EXPORT_CSV_HEADER: [&str; 6] = [
+    "id",
+    "spent_on",
+    "category",
+    "description",
+    "amount",
+    "source",
+];
 
 /// A line of an imported file that could not be read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -272,7 +272,10 @@ mod tests {
         assert_eq!(read("0,00", Decimal::Auto), Ok(0));
         assert_eq!(read("1 234,5", Decimal::Comma), Ok(123_450));
         assert_eq!(read("1.500", Decimal::Comma), Ok(150_000));
-        assert_eq!(read("1.005", Decimal::Point), Err(MoneyError::TooManyDecimals));
+        assert_eq!(
+            read("1.005", Decimal::Point),
+            Err(MoneyError::TooManyDecimals)
+        );
         assert_eq!(read("12 EUR", Decimal::Auto), Err(MoneyError::Invalid));
         assert_eq!(read("", Decimal::Auto), Err(MoneyError::Invalid));
     }

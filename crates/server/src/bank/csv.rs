@@ -1,7 +1,7 @@
 //! CSV bank exports, read through a column mapping, and this server's own export.
 
 use chrono::NaiveDate;
-use finance_shared::{CsvImportQuery, Decimal, EXPORT_CSV_HEADER, Money, SignConvention};
+use finance_shared::{CsvImportQuery, Decimal, EXPORT_CSV_HEADER, Money, SignConvention, validate};
 use uuid::Uuid;
 
 use super::file::{FileError, FileTransaction, ParsedFile, clean_description};
@@ -95,11 +95,25 @@ pub fn read(text: &str, mapping: &CsvImportQuery) -> Result<ParsedFile, FileErro
         } else {
             None
         };
+        // The export's text goes back exactly as it was; a bank's is tidied.
+        let description = if layout.export {
+            let raw = cols
+                .description
+                .and_then(|i| fields.get(i))
+                .map_or("", String::as_str);
+            if let Err(why) = validate::description(raw) {
+                parsed.error(line, format!("description {why}"));
+                continue;
+            }
+            (!raw.is_empty()).then(|| raw.to_owned())
+        } else {
+            cols.description.map(cell).and_then(clean_description)
+        };
         parsed.transactions.push(FileTransaction {
             line,
             date,
             amount,
-            description: cols.description.map(cell).and_then(clean_description),
+            description,
             category: cols.category.map(cell).map(str::to_owned),
             provider_id: id,
             origin,
@@ -135,7 +149,11 @@ fn row_amount<'a>(
         });
     }
     let debit = cols.debit.map(|i| read("debit", i)).transpose()?.flatten();
-    let credit = cols.credit.map(|i| read("credit", i)).transpose()?.flatten();
+    let credit = cols
+        .credit
+        .map(|i| read("credit", i))
+        .transpose()?
+        .flatten();
     if debit.is_none() && credit.is_none() {
         return Err("both debit and credit are empty".into());
     }
@@ -150,9 +168,7 @@ fn parse_date(raw: &str, format: Option<&str>) -> Result<NaiveDate, String> {
             .iter()
             .find_map(|f| NaiveDate::parse_from_str(raw, f).ok())
             .ok_or_else(|| {
-                format!(
-                    "date {raw:?} is not YYYY-MM-DD; give date_format (for example %d/%m/%Y)"
-                )
+                format!("date {raw:?} is not YYYY-MM-DD; give date_format (for example %d/%m/%Y)")
             }),
     }
 }
@@ -182,13 +198,12 @@ fn records(
 /// A column reference: a header name, or a 1-based position.
 fn column(header: Option<&[String]>, reference: &str) -> Option<usize> {
     let wanted = reference.trim();
-    if let Some(header) = header {
-        if let Some(i) = header
+    if let Some(i) = header.and_then(|header| {
+        header
             .iter()
             .position(|h| h.trim().eq_ignore_ascii_case(wanted))
-        {
-            return Some(i);
-        }
+    }) {
+        return Some(i);
     }
     wanted
         .parse::<usize>()
@@ -295,17 +310,43 @@ fn mapped_layout(
         category: col(&mapping.category),
         id: col(&mapping.id),
     };
-    (columns.amount.is_some() || columns.debit.is_some() || columns.credit.is_some())
-        .then_some((header_row, columns, false))
+    // Columns by position must exist: that is how the delimiter is told apart.
+    let width = head.get(header_row.unwrap_or(0)).map_or(0, Vec::len);
+    let widest = [
+        Some(columns.date),
+        columns.amount,
+        columns.debit,
+        columns.credit,
+        columns.direction,
+        columns.description,
+        columns.category,
+        columns.id,
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap_or(0);
+    (widest < width
+        && (columns.amount.is_some() || columns.debit.is_some() || columns.credit.is_some()))
+    .then_some((header_row, columns, false))
 }
 
 /// With no mapping: this server's export, or columns found by their names.
 fn named_layout(head: &[Vec<String>]) -> Option<(Option<usize>, Columns, bool)> {
-    let first = head.iter().position(|r| r.iter().any(|f| !f.trim().is_empty()))?;
+    let first = head
+        .iter()
+        .position(|r| r.iter().any(|f| !f.trim().is_empty()))?;
     let header = &head[first];
-    let find = |name: &str| header.iter().position(|h| h.trim().eq_ignore_ascii_case(name));
+    let find = |name: &str| {
+        header
+            .iter()
+            .position(|h| h.trim().eq_ignore_ascii_case(name))
+    };
     let export = header.len() == EXPORT_CSV_HEADER.len()
-        && header.iter().zip(EXPORT_CSV_HEADER).all(|(h, e)| h.trim() == e);
+        && header
+            .iter()
+            .zip(EXPORT_CSV_HEADER)
+            .all(|(h, e)| h.trim() == e);
     let columns = Columns {
         date: find(if export { "spent_on" } else { "date" })?,
         amount: Some(find("amount")?),

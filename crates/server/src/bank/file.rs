@@ -230,14 +230,23 @@ mod tests {
 
     #[test]
     fn legacy_bytes_and_bom_decode() {
-        assert_eq!(decode(b"\xEF\xBB\xBFa;b", Encoding::Auto).ok().as_deref(), Some("a;b"));
-        assert_eq!(decode(b"5 \x80", Encoding::Auto).ok().as_deref(), Some("5 €"));
+        assert_eq!(
+            decode(b"\xEF\xBB\xBFa;b", Encoding::Auto).ok().as_deref(),
+            Some("a;b")
+        );
+        assert_eq!(
+            decode(b"5 \x80", Encoding::Auto).ok().as_deref(),
+            Some("5 €")
+        );
         assert!(decode(b"\x80", Encoding::Utf8).is_err());
     }
 
     #[test]
     fn descriptions_are_cleaned() {
-        assert_eq!(clean_description("  A\tB   C \u{7}").as_deref(), Some("A B C"));
+        assert_eq!(
+            clean_description("  A\tB   C \u{7}").as_deref(),
+            Some("A B C")
+        );
         assert_eq!(clean_description("   "), None);
     }
 }

@@ -1,17 +1,17 @@
 //! `/api/expenses`: create, read, list, and the summary.
 
 use axum::Json;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::body::{Body, Bytes};
 use chrono::{Datelike, Months, NaiveDate, Utc};
-use futures::StreamExt;
 use finance_shared::{
     EXPORT_CSV_HEADER, ErrorBody, Expense, ExpensePage, ExpenseUpdate, ExportFormat, ExportQuery,
     LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, ListQuery, Money, NewExpense, Summary, SummaryQuery,
     TREND_MONTHS_DEFAULT, TREND_MONTHS_MAX, Trend, TrendQuery, validate,
 };
+use futures::StreamExt;
 use uuid::Uuid;
 
 use super::error::ApiError;
@@ -170,12 +170,9 @@ pub async fn update(
     let description = if body.has("description") {
         let d: Option<String> = body.optional("description", "a string or null");
         Some(match d {
-            Some(d) => {
-                let checked = body.check("description", Some(d), |d| {
-                    validate::description(&d).map(|()| d)
-                });
-                checked
-            }
+            Some(d) => body.check("description", Some(d), |d| {
+                validate::description(&d).map(|()| d)
+            }),
             None => None,
         })
     } else {
@@ -324,9 +321,7 @@ pub async fn summary(
 /// The first day of the month `back` months before `day`'s.
 fn month_start(day: NaiveDate, back: u32) -> NaiveDate {
     let first = day.with_day(1).unwrap_or(day);
-    first
-        .checked_sub_months(Months::new(back))
-        .unwrap_or(first)
+    first.checked_sub_months(Months::new(back)).unwrap_or(first)
 }
 
 /// `GET /api/expenses/trend`, served from the cache like the summary.
@@ -444,7 +439,10 @@ pub async fn export(
                     Ok(page) => page,
                     Err(e) => {
                         tracing::error!(error = %e, "export stopped: database error");
-                        return Some((Err(std::io::Error::other("database error")), (None, filter, state)));
+                        return Some((
+                            Err(std::io::Error::other("database error")),
+                            (None, filter, state),
+                        ));
                     }
                 },
             };

@@ -138,9 +138,9 @@ async fn upload(req: Request, accepted: &[&str]) -> Result<Upload, ApiError> {
     let query = req.uri().query().unwrap_or("").to_owned();
     let too_large = |status: StatusCode| status == StatusCode::PAYLOAD_TOO_LARGE;
     if media == "multipart/form-data" {
-        let mut form = Multipart::from_request(req, &())
-            .await
-            .map_err(|e| ApiError::BadRequest(format!("cannot read the form: {}", e.body_text())))?;
+        let mut form = Multipart::from_request(req, &()).await.map_err(|e| {
+            ApiError::BadRequest(format!("cannot read the form: {}", e.body_text()))
+        })?;
         let mut pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
             .into_owned()
             .collect();
@@ -249,7 +249,11 @@ async fn import_file(
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        idempotency::key(headers, import.route, &format!("{}\n{digest}", upload.query))?
+        idempotency::key(
+            headers,
+            import.route,
+            &format!("{}\n{digest}", upload.query),
+        )?
     };
     if let Some(replayed) = idempotency::replay(state, auth.id, key.as_ref(), None).await? {
         return Ok(replayed);

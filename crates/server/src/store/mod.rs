@@ -427,7 +427,9 @@ pub fn import_body(imported: &[Expense], skipped: u64) -> String {
 }
 
 /// A row of `categories()`: name, count, total and latest day.
-pub(crate) fn category_info((category, count, total, last_used): (String, i64, i64, NaiveDate)) -> CategoryInfo {
+pub(crate) fn category_info(
+    (category, count, total, last_used): (String, i64, i64, NaiveDate),
+) -> CategoryInfo {
     CategoryInfo {
         category,
         count: u64::try_from(count).unwrap_or(0),

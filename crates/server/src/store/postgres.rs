@@ -8,9 +8,9 @@ use sqlx::{Executor, QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::{
-    ExpenseInput, ExpensePatch, IDEMPOTENCY_WINDOW_SECS, IdempotencyKey, ImportOutcome, ImportRequest, ListFilter, PoolSettings,
-    Rollup, SessionState, Store, StoreError, StoredResponse, UserCredentials, expense_columns,
-    now_micros, summary_from_rows,
+    ExpenseInput, ExpensePatch, IDEMPOTENCY_WINDOW_SECS, IdempotencyKey, ImportOutcome,
+    ImportRequest, ListFilter, PoolSettings, Rollup, SessionState, Store, StoreError,
+    StoredResponse, UserCredentials, expense_columns, now_micros, summary_from_rows,
 };
 
 /// The PostgreSQL store.

@@ -1,0 +1,831 @@
+//! Editing, deleting, searching, categories, trends, export and file imports,
+//! over real HTTP, on every storage backend.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{Backend, TestApp, spawn_app};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+on_every_backend!(
+    edit_changes_only_the_fields_given_and_keeps_the_summary_exact,
+    edit_validates_like_create_and_hides_other_users_expenses,
+    delete_removes_the_expense_and_its_totals,
+    deleted_imports_stay_deleted,
+    search_matches_description_and_category_in_any_case,
+    categories_list_counts_and_rename_merges,
+    trend_shows_every_month_and_is_cached,
+    export_streams_every_expense_and_reimports_without_duplicates,
+    ofx_fixtures_reproduce_their_counts_and_totals,
+    csv_fixtures_reproduce_their_counts_and_totals,
+    csv_identical_rows_are_distinct_expenses_imported_once,
+    csv_bad_lines_are_reported_and_strict_imports_nothing,
+    csv_reads_a_bom_legacy_bytes_and_multipart,
+);
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/bank-files")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
+fn cents(v: &Value) -> i64 {
+    let s = v.as_str().unwrap_or_else(|| panic!("not an amount: {v}"));
+    let negative = s.starts_with('-');
+    let digits: String = s.chars().filter(char::is_ascii_digit).collect();
+    let n: i64 = digits.parse().expect("digits");
+    if negative { -n } else { n }
+}
+
+async fn summary_of(app: &TestApp, token: &str) -> Value {
+    app.summary(token, "").await.body
+}
+
+async fn edit_changes_only_the_fields_given_and_keeps_the_summary_exact(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.new_user().await;
+    let created = app
+        .post(
+            "/api/expenses",
+            Some(&token),
+            json!({"category": "Food", "amount": "10.00", "description": "lunch", "spent_on": "2026-10-01"}),
+        )
+        .await
+        .body;
+    app.add(&token, "Food", json!("5.00"), "2026-10-02").await;
+    let id = created["id"].as_str().expect("id");
+    assert_eq!(summary_of(&app, &token).await["total"], "15.00");
+
+    let changed = app
+        .patch(
+            &format!("/api/expenses/{id}"),
+            &token,
+            json!({"amount": 12.5, "category": "Travel"}),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    assert_eq!(changed.body["amount"], "12.50");
+    assert_eq!(changed.body["category"], "Travel");
+    assert_eq!(changed.body["description"], "lunch", "untouched");
+    assert_eq!(changed.body["spent_on"], "2026-10-01", "untouched");
+    assert_eq!(changed.body["created_at"], created["created_at"]);
+
+    let summary = summary_of(&app, &token).await;
+    assert_eq!(summary["total"], "17.50");
+    assert_eq!(
+        summary["categories"],
+        json!([
+            {"category": "Travel", "total": "12.50", "count": 1},
+            {"category": "Food", "total": "5.00", "count": 1},
+        ])
+    );
+
+    let moved = app
+        .patch(
+            &format!("/api/expenses/{id}"),
+            &token,
+            json!({"spent_on": "2026-09-30", "description": null}),
+        )
+        .await;
+    assert_eq!(moved.body["description"], Value::Null);
+    let september = app
+        .summary(&token, "?from=2026-09-01&to=2026-09-30")
+        .await
+        .body;
+    assert_eq!(september["total"], "12.50");
+    let october = app
+        .summary(&token, "?from=2026-10-01&to=2026-10-31")
+        .await
+        .body;
+    assert_eq!(october["total"], "5.00");
+    let fetched = app.get(&format!("/api/expenses/{id}"), &token).await;
+    assert_eq!(fetched.body, moved.body);
+}
+
+async fn edit_validates_like_create_and_hides_other_users_expenses(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = app.new_user().await;
+    let other = app.new_user().await;
+    let e = app.add(&owner, "Food", json!("3.00"), "2026-10-01").await;
+    let path = format!("/api/expenses/{}", e["id"].as_str().expect("id"));
+    let bad = app
+        .patch(
+            &path,
+            &owner,
+            json!({"amount": "0", "category": " ", "spent_on": "yesterday", "description": 5}),
+        )
+        .await;
+    bad.assert_error(422, "validation_failed");
+    for field in ["amount", "category", "spent_on", "description"] {
+        assert!(
+            bad.body["fields"][field].is_string(),
+            "{field}: {}",
+            bad.body
+        );
+    }
+    app.patch(&path, &other, json!({"amount": "1.00"}))
+        .await
+        .assert_error(404, "not_found");
+    app.delete(&path, &other)
+        .await
+        .assert_error(404, "not_found");
+    app.patch(
+        "/api/expenses/not-a-uuid",
+        &owner,
+        json!({"amount": "1.00"}),
+    )
+    .await
+    .assert_error(404, "not_found");
+    let unchanged = app.get(&path, &owner).await;
+    assert_eq!(unchanged.body["amount"], "3.00");
+    assert_eq!(summary_of(&app, &owner).await["total"], "3.00");
+}
+
+async fn delete_removes_the_expense_and_its_totals(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.new_user().await;
+    let a = app.add(&token, "Food", json!("4.10"), "2026-10-01").await;
+    app.add(&token, "Rent", json!("900"), "2026-10-01").await;
+    assert_eq!(summary_of(&app, &token).await["total"], "904.10");
+    let path = format!("/api/expenses/{}", a["id"].as_str().expect("id"));
+    let gone = app.delete(&path, &token).await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    app.get(&path, &token).await.assert_error(404, "not_found");
+    app.delete(&path, &token)
+        .await
+        .assert_error(404, "not_found");
+    let summary = summary_of(&app, &token).await;
+    assert_eq!(summary["total"], "900.00");
+    assert_eq!(
+        summary["categories"],
+        json!([{"category": "Rent", "total": "900.00", "count": 1}])
+    );
+    let categories = app.get("/api/categories", &token).await.body;
+    assert_eq!(categories["categories"].as_array().map(Vec::len), Some(1));
+}
+
+async fn deleted_imports_stay_deleted(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.new_user().await;
+    let first = app
+        .post(
+            "/api/imports/mock",
+            Some(&token),
+            json!({"seed": 7, "count": 5}),
+        )
+        .await;
+    let victim = first.body["expenses"][0]["id"].as_str().expect("id");
+    let gone = app.delete(&format!("/api/expenses/{victim}"), &token).await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    let again = app
+        .post(
+            "/api/imports/mock",
+            Some(&token),
+            json!({"seed": 7, "count": 5}),
+        )
+        .await;
+    assert_eq!(
+        (
+            again.body["imported"].clone(),
+            again.body["skipped"].clone()
+        ),
+        (json!(0), json!(5))
+    );
+    assert_eq!(summary_of(&app, &token).await["count"], 4);
+}
+
+async fn search_matches_description_and_category_in_any_case(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.new_user().await;
+    for (category, description, day) in [
+        ("Coffee", "Flat white at CAFÉ Nero", "2026-10-01"),
+        ("Food", "café lunch", "2026-10-02"),
+        ("Cafeteria", "", "2026-10-03"),
+        ("Food", "groceries", "2026-10-04"),
+        ("Food", "100% juice_box", "2026-10-05"),
+    ] {
+        let body = if description.is_empty() {
+            json!({"category": category, "amount": "1.00", "spent_on": day})
+        } else {
+            json!({"category": category, "amount": "1.00", "spent_on": day, "description": description})
+        };
+        assert_eq!(
+            app.post("/api/expenses", Some(&token), body).await.status,
+            StatusCode::CREATED
+        );
+    }
+    let found = |query: &'static str| {
+        let app = &app;
+        let token = &token;
+        async move {
+            let reply = app.get(&format!("/api/expenses?{query}"), token).await;
+            assert_eq!(reply.status, StatusCode::OK, "{query}: {}", reply.body);
+            reply.body["expenses"]
+                .as_array()
+                .expect("expenses")
+                .iter()
+                .map(|e| e["spent_on"].as_str().unwrap_or("").to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(found("q=caf%C3%A9").await, ["2026-10-02", "2026-10-01"]);
+    assert_eq!(
+        found("q=CAF").await,
+        ["2026-10-03", "2026-10-02", "2026-10-01"]
+    );
+    assert_eq!(found("q=caf&category=food").await, ["2026-10-02"]);
+    assert_eq!(found("q=%25").await, ["2026-10-05"], "% is literal");
+    assert_eq!(found("q=c_r").await, Vec::<String>::new(), "_ is literal");
+    assert_eq!(found("q=caf&limit=1&to=2026-10-02").await, ["2026-10-02"]);
+    assert_eq!(found("q=%00").await, Vec::<String>::new());
+    let long = "x".repeat(201);
+    app.get(&format!("/api/expenses?q={long}"), &token)
+        .await
+        .assert_error(400, "bad_request");
+}
+
+async fn categories_list_counts_and_rename_merges(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.new_user().await;
+    app.add(&token, "coffee", json!("3.00"), "2026-10-01").await;
+    app.add(&token, "Coffee", json!("2.50"), "2026-10-05").await;
+    app.add(&token, "Drinks", json!("7.00"), "2026-09-01").await;
+    app.add(&token, "Rent", json!("900"), "2026-10-01").await;
+    let list = app.get("/api/categories", &token).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert_eq!(
+        list.body["categories"],
+        json!([
+            {"category": "coffee", "count": 2, "total": "5.50", "last_used": "2026-10-05"},
+            {"category": "Drinks", "count": 1, "total": "7.00", "last_used": "2026-09-01"},
+            {"category": "Rent", "count": 1, "total": "900.00", "last_used": "2026-10-01"},
+        ])
+    );
+    let renamed = app
+        .post(
+            "/api/categories/rename",
+            Some(&token),
+            json!({"from": "COFFEE", "to": "Drinks"}),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
+    assert_eq!(renamed.body, json!({"category": "Drinks", "moved": 2}));
+    let summary = summary_of(&app, &token).await;
+    assert_eq!(
+        summary["categories"],
+        json!([
+            {"category": "Rent", "total": "900.00", "count": 1},
+            {"category": "Drinks", "total": "12.50", "count": 3},
+        ])
+    );
+    let listed = app.get("/api/expenses?category=drinks", &token).await;
+    let names: Vec<&str> = listed.body["expenses"]
+        .as_array()
+        .expect("expenses")
+        .iter()
+        .map(|e| e["category"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(names, ["Drinks", "Drinks", "Drinks"]);
+    // A change of case only renames.
+    let recased = app
+        .post(
+            "/api/categories/rename",
+            Some(&token),
+            json!({"from": "rent", "to": "RENT"}),
+        )
+        .await;
+    assert_eq!(recased.body["moved"], 1);
+    let list = app.get("/api/categories", &token).await.body;
+    assert_eq!(list["categories"][1]["category"], "RENT");
+    app.post(
+        "/api/categories/rename",
+        Some(&token),
+        json!({"from": "nothing here", "to": "x"}),
+    )
+    .await
+    .assert_error(404, "not_found");
+    let bad = app
+        .post(
+            "/api/categories/rename",
+            Some(&token),
+            json!({"from": "Drinks", "to": ""}),
+        )
+        .await;
+    bad.assert_error(422, "validation_failed");
+    assert!(bad.body["fields"]["to"].is_string());
+}
+
+async fn trend_shows_every_month_and_is_cached(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.new_user().await;
+    app.add(&token, "Food", json!("10.00"), "2026-08-31").await;
+    app.add(&token, "Food", json!("1.00"), "2026-10-01").await;
+    app.add(&token, "Rent", json!("900"), "2026-10-31").await;
+    app.add(&token, "Food", json!("99.00"), "2026-11-01").await;
+    let path = "/api/expenses/trend?months=3&end=2026-10-15";
+    let first = app.get(path, &token).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert_eq!(first.header("x-cache"), Some("miss"));
+    assert_eq!(
+        first.body,
+        json!({
+            "from": "2026-08-01",
+            "to": "2026-10-31",
+            "months": [
+                {"month": "2026-08", "total": "10.00", "count": 1,
+                 "categories": [{"category": "Food", "total": "10.00", "count": 1}]},
+                {"month": "2026-09", "total": "0.00", "count": 0, "categories": []},
+                {"month": "2026-10", "total": "901.00", "count": 2,
+                 "categories": [
+                    {"category": "Rent", "total": "900.00", "count": 1},
+                    {"category": "Food", "total": "1.00", "count": 1}]},
+            ]
+        })
+    );
+    let second = app.get(path, &token).await;
+    assert_eq!(second.header("x-cache"), Some("hit"));
+    assert_eq!(second.body, first.body);
+    app.add(&token, "Food", json!("2.00"), "2026-09-10").await;
+    let after = app.get(path, &token).await;
+    assert_eq!(after.header("x-cache"), Some("miss"));
+    assert_eq!(after.body["months"][1]["total"], "2.00");
+    let default = app.get("/api/expenses/trend", &token).await;
+    assert_eq!(default.body["months"].as_array().map(Vec::len), Some(12));
+    for bad in ["months=0", "months=37", "months=x", "end=2026-13-01"] {
+        app.get(&format!("/api/expenses/trend?{bad}"), &token)
+            .await
+            .assert_error(400, "bad_request");
+    }
+}
+
+/// Reads a CSV export into rows of (spent_on, category, description, amount).
+fn export_rows(text: &str) -> Vec<[String; 4]> {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .expect("header")
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "id",
+            "spent_on",
+            "category",
+            "description",
+            "amount",
+            "source"
+        ]
+    );
+    let mut rows: Vec<[String; 4]> = reader
+        .records()
+        .map(|r| {
+            let r = r.expect("row");
+            [r[1].into(), r[2].into(), r[3].into(), r[4].into()]
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+async fn export_streams_every_expense_and_reimports_without_duplicates(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.new_user().await;
+    // More than one batch of the export, and descriptions a CSV must quote.
+    for seed in [1, 2] {
+        let reply = app
+            .post(
+                "/api/imports/mock",
+                Some(&alice),
+                json!({"seed": seed, "count": 600}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED);
+    }
+    for description in [
+        "comma, inside",
+        "quote \" inside",
+        "new\nline",
+        "€ and ünïcode",
+    ] {
+        let reply = app
+            .post(
+                "/api/expenses",
+                Some(&alice),
+                json!({"category": "Odd", "amount": "0.01", "description": description, "spent_on": "2026-01-01"}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED);
+    }
+    let (status, headers, csv_text) = app.get_text("/api/expenses/export", &alice).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("text/csv; charset=utf-8")
+    );
+    let rows = export_rows(&csv_text);
+    assert_eq!(rows.len(), 1204);
+
+    let (_, _, json_text) = app
+        .get_text(
+            "/api/expenses/export?format=json&from=2026-01-01&to=2026-01-01",
+            &alice,
+        )
+        .await;
+    let only_odd: Vec<Value> = serde_json::from_str(&json_text).expect("a JSON array");
+    assert_eq!(only_odd.len(), 4);
+    let (_, _, empty) = app
+        .get_text(
+            "/api/expenses/export?format=json&from=1990-01-01&to=1990-01-01",
+            &alice,
+        )
+        .await;
+    assert_eq!(empty, "[]");
+
+    // Into another account: the same expenses, and a second import adds none.
+    let bob = app.new_user().await;
+    let into_bob = app
+        .upload(
+            "/api/imports/csv",
+            &bob,
+            "text/csv",
+            csv_text.clone().into_bytes(),
+        )
+        .await;
+    assert_eq!(into_bob.status, StatusCode::CREATED, "{}", into_bob.body);
+    assert_eq!(into_bob.body["imported"], 1204);
+    assert_eq!(into_bob.body["errors"], json!([]));
+    let (_, _, bob_csv) = app.get_text("/api/expenses/export", &bob).await;
+    assert!(
+        export_rows(&bob_csv) == rows,
+        "Bob's export differs from Alice's"
+    );
+    assert_eq!(
+        summary_of(&app, &bob).await["total"],
+        summary_of(&app, &alice).await["total"]
+    );
+    let twice = app
+        .upload(
+            "/api/imports/csv",
+            &bob,
+            "text/csv",
+            csv_text.clone().into_bytes(),
+        )
+        .await;
+    assert_eq!(
+        (
+            twice.body["imported"].clone(),
+            twice.body["skipped"].clone()
+        ),
+        (json!(0), json!(1204))
+    );
+    // Bob's own export read back into Bob, and Alice's into Alice: nothing new.
+    let own = app
+        .upload("/api/imports/csv", &bob, "text/csv", bob_csv.into_bytes())
+        .await;
+    assert_eq!(own.body["imported"], 0);
+    let back = app
+        .upload(
+            "/api/imports/csv",
+            &alice,
+            "text/csv",
+            csv_text.into_bytes(),
+        )
+        .await;
+    assert_eq!(
+        (back.body["imported"].clone(), back.body["skipped"].clone()),
+        (json!(0), json!(1204))
+    );
+    assert_eq!(summary_of(&app, &alice).await["count"], 1204);
+}
+
+/// OFX fixtures: (file, transactions, Σ TRNAMT in cents) from SOURCES.md.
+const OFX_FIXTURES: [(&str, u64, i64); 10] = [
+    ("sgml102_cad_checking_compact.ofx", 3, -34_527),
+    ("sgml102_banco_do_brasil_latin1.ofx", 81, 659_275),
+    ("sgml102_checking_crlf_106txns.ofx", 106, 464_442),
+    ("sgml102_nubank_creditcard_brl.ofx", 6, -128_091),
+    ("sgml102_sparkasse_comment_header_utf8.ofx", 2, -111_156),
+    ("sgml102_bradesco_decimal_comma.ofx", 6, -216_681),
+    ("xml200_suncorp_crlf_cdata.ofx", 1, -1685),
+    ("xml200_decimal_comma.ofx", 2, -50_000),
+    ("xml200_savings_basic.ofx", 3, 25_000),
+    ("qfx102_bmo_mastercard_no_blank_line.qfx", 1, 204_224),
+];
+
+/// Imports a file twice after a dry run: checks the totals, that the dry run
+/// wrote nothing and foretold the import, and that the second import adds nothing.
+async fn import_twice(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    bytes: Vec<u8>,
+    count: u64,
+    sum: i64,
+) {
+    let before = summary_of(app, token).await["count"]
+        .as_u64()
+        .expect("count");
+    let dry = app
+        .upload(
+            &format!("{path}dry_run=true"),
+            token,
+            "application/octet-stream",
+            bytes.clone(),
+        )
+        .await;
+    assert_eq!(dry.status, StatusCode::OK, "{path}: {}", dry.body);
+    assert_eq!(dry.body["dry_run"], true);
+    assert_eq!(dry.body["transactions"], count, "{path}: {}", dry.body);
+    assert_eq!(dry.body["errors"], json!([]), "{path}");
+    assert_eq!(
+        cents(&dry.body["money_out"]) + cents(&dry.body["money_in"]),
+        sum,
+        "{path}"
+    );
+    assert_eq!(
+        summary_of(app, token).await["count"],
+        before,
+        "a dry run writes nothing"
+    );
+    let out: i64 = dry.body["expenses"]
+        .as_array()
+        .expect("expenses")
+        .iter()
+        .map(|e| cents(&e["amount"]))
+        .sum();
+    assert_eq!(-out, cents(&dry.body["money_out"]), "{path}");
+
+    let real = app
+        .upload(path, token, "application/octet-stream", bytes.clone())
+        .await;
+    assert_eq!(real.status, StatusCode::CREATED, "{path}: {}", real.body);
+    assert_eq!(real.body["imported"], dry.body["imported"], "{path}");
+    assert_eq!(
+        real.body["imported"].as_u64().unwrap_or(0) + real.body["ignored"].as_u64().unwrap_or(0),
+        count,
+        "{path}"
+    );
+    let again = app
+        .upload(path, token, "application/octet-stream", bytes)
+        .await;
+    assert_eq!(again.body["imported"], 0, "{path}: {}", again.body);
+    assert_eq!(again.body["skipped"], real.body["imported"], "{path}");
+}
+
+async fn ofx_fixtures_reproduce_their_counts_and_totals(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.new_user().await;
+    for (file, count, sum) in OFX_FIXTURES {
+        import_twice(&app, &token, "/api/imports/ofx?", fixture(file), count, sum).await;
+    }
+    // The raw `&` of "PG&E" and Latin-1 bytes come through as text.
+    let list = app.get("/api/expenses?q=pg%26e&limit=1", &token).await;
+    assert_eq!(list.body["expenses"][0]["source"], "ofx");
+    let list = app.get("/api/expenses?q=cart%C3%A3o&limit=1", &token).await;
+    assert_eq!(
+        list.body["expenses"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        list.body
+    );
+    let not_ofx = app
+        .upload(
+            "/api/imports/ofx",
+            &token,
+            "application/x-ofx",
+            b"date,amount\n".to_vec(),
+        )
+        .await;
+    not_ofx.assert_error(422, "validation_failed");
+    assert!(not_ofx.body["fields"]["file"].is_string());
+}
+
+async fn csv_fixtures_reproduce_their_counts_and_totals(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.new_user().await;
+    let cases: [(&str, &str, u64, i64); 4] = [
+        (
+            "csv_ing_de_preamble_semicolon_latin1.csv",
+            "date=Buchung&amount=Betrag&description=Auftraggeber%2FEmpf%C3%A4nger",
+            9,
+            -17_860,
+        ),
+        (
+            "csv_lloyds_debit_credit_columns.csv",
+            "date=Transaction+Date&date_format=%25d%2F%25m%2F%25Y&debit=Debit+Amount&credit=Credit+Amount&description=Transaction+Description",
+            12,
+            -388_199,
+        ),
+        (
+            "csv_chase_style_signed_amount.csv",
+            "date=Posting+Date&date_format=%25m%2F%25d%2F%25Y&amount=Amount&description=Description",
+            6,
+            -149_016,
+        ),
+        (
+            "csv_knab_nl_creditdebet_flag.csv",
+            "date=Transactiedatum&date_format=%25d-%25m-%25Y&amount=Bedrag&direction=CreditDebet&out_value=D&description=Tegenrekeninghouder&id=Referentie&decimal=comma",
+            28,
+            701,
+        ),
+    ];
+    for (file, mapping, count, sum) in cases {
+        import_twice(
+            &app,
+            &token,
+            &format!("/api/imports/csv?{mapping}&"),
+            fixture(file),
+            count,
+            sum,
+        )
+        .await;
+    }
+    let ing = app.get("/api/expenses?q=paydude&limit=1", &token).await;
+    assert_eq!(ing.body["expenses"][0]["amount"], "5.50");
+    assert_eq!(ing.body["expenses"][0]["spent_on"], "2018-12-28");
+    assert_eq!(ing.body["expenses"][0]["category"], "Uncategorized");
+}
+
+async fn csv_identical_rows_are_distinct_expenses_imported_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.new_user().await;
+    let two = "date,amount,description\n2026-11-02,-3.80,Coffee\n2026-11-02,-3.80,Coffee\n";
+    let first = app
+        .upload(
+            "/api/imports/csv?default_category=Coffee",
+            &token,
+            "text/csv",
+            two.into(),
+        )
+        .await;
+    assert_eq!(first.body["imported"], 2, "{}", first.body);
+    let again = app
+        .upload(
+            "/api/imports/csv?default_category=Coffee",
+            &token,
+            "text/csv",
+            two.into(),
+        )
+        .await;
+    assert_eq!(
+        (
+            again.body["imported"].clone(),
+            again.body["skipped"].clone()
+        ),
+        (json!(0), json!(2))
+    );
+    let three = format!("{two}2026-11-02,-3.80,Coffee\n");
+    let more = app
+        .upload(
+            "/api/imports/csv?default_category=Coffee",
+            &token,
+            "text/csv",
+            three.into(),
+        )
+        .await;
+    assert_eq!(
+        (more.body["imported"].clone(), more.body["skipped"].clone()),
+        (json!(1), json!(2))
+    );
+    let summary = summary_of(&app, &token).await;
+    assert_eq!(
+        summary["categories"],
+        json!([{"category": "Coffee", "total": "11.40", "count": 3}])
+    );
+}
+
+async fn csv_bad_lines_are_reported_and_strict_imports_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.new_user().await;
+    let file = "date,amount,description,category\n\
+                2026-11-01,-1.00,ok,Food\n\
+                2026-13-01,-2.00,bad date,Food\n\
+                2026-11-02,-abc,bad amount,Food\n\
+                2026-11-03,-3.005,three decimals,Food\n\
+                2026-11-04,-4.00,bad category,\u{7}\n\
+                2026-11-05,-5.00,ok,Food\n";
+    let strict = app
+        .upload(
+            "/api/imports/csv?strict=true",
+            &token,
+            "text/csv",
+            file.into(),
+        )
+        .await;
+    strict.assert_error(422, "validation_failed");
+    for line in ["line 3", "line 4", "line 5", "line 6"] {
+        assert!(
+            strict.body["fields"][line].is_string(),
+            "{line}: {}",
+            strict.body
+        );
+    }
+    assert_eq!(
+        summary_of(&app, &token).await["count"],
+        0,
+        "strict wrote nothing"
+    );
+    let lenient = app
+        .upload("/api/imports/csv", &token, "text/csv", file.into())
+        .await;
+    assert_eq!(lenient.status, StatusCode::CREATED);
+    assert_eq!(lenient.body["imported"], 2);
+    let lines: Vec<u64> = lenient.body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["line"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(lines, [3, 4, 5, 6]);
+    let unmapped = app
+        .upload(
+            "/api/imports/csv",
+            &token,
+            "text/csv",
+            b"when,how much\nx,1\n".to_vec(),
+        )
+        .await;
+    unmapped.assert_error(422, "validation_failed");
+    let wrong_type = app
+        .upload(
+            "/api/imports/csv",
+            &token,
+            "application/json",
+            b"{}".to_vec(),
+        )
+        .await;
+    wrong_type.assert_error(415, "unsupported_media_type");
+    app.upload(
+        "/api/imports/csv?dry_run=maybe",
+        &token,
+        "text/csv",
+        file.into(),
+    )
+    .await
+    .assert_error(400, "bad_request");
+}
+
+async fn csv_reads_a_bom_legacy_bytes_and_multipart(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.new_user().await;
+    let mut bom = b"\xEF\xBB\xBFDate;Amount;Text\n".to_vec();
+    bom.extend_from_slice("02.11.2026;-1.234,50;Caf\u{e9} \u{20ac}\n".as_bytes());
+    let utf8 = app
+        .upload(
+            "/api/imports/csv?date=Date&amount=Amount&description=Text",
+            &token,
+            "text/csv",
+            bom,
+        )
+        .await;
+    assert_eq!(utf8.status, StatusCode::CREATED, "{}", utf8.body);
+    assert_eq!(utf8.body["expenses"][0]["amount"], "1234.50");
+    assert_eq!(utf8.body["expenses"][0]["description"], "Café €");
+    // Windows-1252: é is 0xE9 and € is 0x80.
+    let cp1252 = b"Date;Amount;Text\n03.11.2026;-2,00;Caf\xE9 \x80\n".to_vec();
+    let legacy = app
+        .upload(
+            "/api/imports/csv?date=Date&amount=Amount&description=Text",
+            &token,
+            "text/csv",
+            cp1252,
+        )
+        .await;
+    assert_eq!(
+        legacy.body["expenses"][0]["description"], "Café €",
+        "{}",
+        legacy.body
+    );
+    // The same mapping as form fields, the file as a part.
+    let form = reqwest::multipart::Form::new()
+        .text("date", "1")
+        .text("amount", "2")
+        .text("description", "3")
+        .text("decimal", "comma")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"Datum;Betrag;Text\n04.11.2026;-7,25;Form\n".to_vec())
+                .file_name("bank.csv"),
+        );
+    let res = app
+        .http
+        .post(format!("{}/api/imports/csv", app.base))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("request");
+    let reply = common::Reply::from_response(res).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(
+        reply.body["expenses"][0]["amount"], "7.25",
+        "{}",
+        reply.body
+    );
+    assert_eq!(reply.body["expenses"][0]["spent_on"], "2026-11-04");
+}
