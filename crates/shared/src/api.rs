@@ -111,6 +111,7 @@ pub struct ExpenseUpdate {
     #[cfg_attr(
         feature = "openapi",
         schema(
+            nullable = false,
             min_length = 1,
             max_length = 64,
             example = "Groceries",
@@ -133,7 +134,7 @@ pub struct ExpenseUpdate {
     #[cfg_attr(feature = "openapi", schema(schema_with = crate::money::amount_input_schema))]
     pub amount: Option<Money>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date, example = "2026-11-24"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Date, required = false, example = "2026-11-24"))]
     pub spent_on: Option<NaiveDate>,
 }
 

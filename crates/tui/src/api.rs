@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use finance_shared::{
-    AuthResponse, Credentials, ErrorBody, ErrorCode, Expense, ExpensePage, ImportResult, ListQuery,
-    MockImportRequest, NewExpense, Summary, SummaryQuery, User,
+    AuthResponse, CategoryList, CategoryRename, Credentials, ErrorBody, ErrorCode, Expense,
+    ExpensePage, ExpenseUpdate, ExportQuery, FileImportResult, ImportResult, ListQuery,
+    MockImportRequest, NewExpense, RenameResult, Summary, SummaryQuery, Trend, TrendQuery, User,
 };
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -71,6 +72,25 @@ impl Client {
         }
     }
 
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(token) => req.bearer_auth(token),
+            None => req,
+        }
+    }
+
+    fn unreachable(&self, e: &reqwest::Error) -> ApiError {
+        ApiError::Unreachable {
+            server: self.base.clone(),
+            reason: if e.is_timeout() {
+                "timed out".into()
+            } else {
+                root_cause(e)
+            },
+        }
+    }
+
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -78,27 +98,23 @@ impl Client {
         query: Option<&(impl Serialize + ?Sized)>,
         body: Option<&(impl Serialize + ?Sized)>,
     ) -> Result<Answer<T>, ApiError> {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = &self.token {
-            req = req.bearer_auth(token);
-        }
+        let mut req = self.request(method, path);
         if let Some(query) = query {
             req = req.query(query);
         }
         if let Some(body) = body {
             req = req.json(body);
         }
-        let unreachable = |e: reqwest::Error| ApiError::Unreachable {
-            server: self.base.clone(),
-            reason: if e.is_timeout() {
-                "timed out".into()
-            } else {
-                root_cause(&e)
-            },
-        };
-        let res = req.send().await.map_err(unreachable)?;
+        self.answer(req).await
+    }
+
+    async fn answer<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<Answer<T>, ApiError> {
+        let res = req.send().await.map_err(|e| self.unreachable(&e))?;
         let status = res.status();
-        let raw = res.text().await.map_err(unreachable)?;
+        let raw = res.text().await.map_err(|e| self.unreachable(&e))?;
         if status.is_success() {
             let value = serde_json::from_str(if raw.is_empty() { "null" } else { &raw })
                 .map_err(|e| ApiError::Protocol(e.to_string()))?;
@@ -187,6 +203,117 @@ impl Client {
         .await
     }
 }
+
+impl Client {
+    pub async fn update_expense(
+        &self,
+        id: &str,
+        update: &ExpenseUpdate,
+    ) -> Result<Answer<Expense>, ApiError> {
+        self.call(
+            Method::PATCH,
+            &format!("/api/expenses/{id}"),
+            None::<&()>,
+            Some(update),
+        )
+        .await
+    }
+
+    pub async fn delete_expense(&self, id: &str) -> Result<Answer<()>, ApiError> {
+        self.call(
+            Method::DELETE,
+            &format!("/api/expenses/{id}"),
+            None::<&()>,
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn categories(&self) -> Result<Answer<CategoryList>, ApiError> {
+        self.call(Method::GET, "/api/categories", None::<&()>, None::<&()>)
+            .await
+    }
+
+    pub async fn rename_category(
+        &self,
+        rename: &CategoryRename,
+    ) -> Result<Answer<RenameResult>, ApiError> {
+        self.call(
+            Method::POST,
+            "/api/categories/rename",
+            None::<&()>,
+            Some(rename),
+        )
+        .await
+    }
+
+    pub async fn trend(&self, query: &TrendQuery) -> Result<Answer<Trend>, ApiError> {
+        self.call(Method::GET, "/api/expenses/trend", Some(query), None::<&()>)
+            .await
+    }
+
+    /// Sends a bank file to `/api/imports/{kind}` with its options as the query.
+    pub async fn import_file(
+        &self,
+        kind: &str,
+        query: &[(String, String)],
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Answer<FileImportResult>, ApiError> {
+        let req = self
+            .request(Method::POST, &format!("/api/imports/{kind}"))
+            .query(query)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .timeout(TRANSFER_TIMEOUT)
+            .body(bytes);
+        self.answer(req).await
+    }
+
+    /// Streams the export into `out` as it arrives; the number of bytes written.
+    pub async fn export(
+        &self,
+        query: &ExportQuery,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<u64, ApiError> {
+        let res = self
+            .request(Method::GET, "/api/expenses/export")
+            .query(query)
+            .timeout(TRANSFER_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        if !res.status().is_success() {
+            let status = res.status().as_u16();
+            let raw = res.text().await.unwrap_or_default();
+            let body = serde_json::from_str(&raw).unwrap_or_else(|_| ErrorBody {
+                error: ErrorCode::Unknown,
+                message: format!("the server answered {status}"),
+                fields: None,
+            });
+            return Err(ApiError::Refused { status, body });
+        }
+        let mut written = 0u64;
+        let mut stream = res.bytes_stream();
+        while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+            let chunk = chunk.map_err(|e| {
+                ApiError::Protocol(format!("the export was cut off: {}", root_cause(&e)))
+            })?;
+            match out.write_all(&chunk) {
+                Ok(()) => {}
+                // The reader has had enough (`finance export | head`).
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(written),
+                Err(e) => {
+                    return Err(ApiError::Protocol(format!("cannot write the export: {e}")));
+                }
+            }
+            written += chunk.len() as u64;
+        }
+        Ok(written)
+    }
+}
+
+/// How long a file upload or an export may take as a whole.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The innermost error, which says what actually went wrong ("Connection refused").
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 use finance_shared::{
-    Credentials, ListQuery, MockImportRequest, Money, NewExpense, SummaryQuery, validate,
+    CategoryRename, Credentials, ExpenseUpdate, ExportFormat, ExportQuery, FileImportResult,
+    ListQuery, MockImportRequest, Money, NewExpense, SummaryQuery, TrendQuery, validate,
 };
 
 use crate::api::{Answer, ApiError, Client};
@@ -76,10 +77,58 @@ pub enum Cmd {
         #[arg(long, short = 'q')]
         search: Option<String>,
     },
+    /// Change an expense: finance edit ID --amount 12.50 --category Food
+    Edit {
+        /// The expense's id (from `finance list --json`)
+        id: String,
+        #[arg(long)]
+        category: Option<String>,
+        /// Decimal amount such as 12.50
+        #[arg(long)]
+        amount: Option<String>,
+        #[arg(long, conflicts_with = "no_description")]
+        description: Option<String>,
+        /// Remove the description
+        #[arg(long)]
+        no_description: bool,
+        /// YYYY-MM-DD
+        #[arg(long)]
+        date: Option<NaiveDate>,
+    },
+    /// Delete an expense (an imported one is not imported again)
+    Rm {
+        /// The expense's id (from `finance list --json`)
+        id: String,
+    },
     /// Totals per category
     Summary {
         #[arg(long)]
         from: Option<NaiveDate>,
+        #[arg(long)]
+        to: Option<NaiveDate>,
+    },
+    /// Month-by-month totals per category
+    Trend {
+        /// How many months, 1 to 36
+        #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=36))]
+        months: u32,
+        /// A day of the last month shown [default: today]
+        #[arg(long)]
+        end: Option<NaiveDate>,
+    },
+    /// Categories in use; `finance categories rename FROM TO` renames or merges
+    Categories {
+        #[command(subcommand)]
+        action: Option<CategoryAction>,
+    },
+    /// Write every expense to standard output (CSV that `finance import csv -` reads back, or JSON)
+    Export {
+        #[arg(long, value_enum, default_value_t = Format::Csv)]
+        format: Format,
+        /// First day, YYYY-MM-DD
+        #[arg(long)]
+        from: Option<NaiveDate>,
+        /// Last day, YYYY-MM-DD
         #[arg(long)]
         to: Option<NaiveDate>,
     },
@@ -88,6 +137,34 @@ pub enum Cmd {
         #[command(subcommand)]
         source: ImportSource,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CategoryAction {
+    /// Move every expense of FROM to TO (merging into TO if it exists)
+    Rename { from: String, to: String },
+}
+
+/// What every file import takes besides the file.
+#[derive(Debug, Args)]
+pub struct FileImportArgs {
+    /// The file, or - for standard input
+    pub file: PathBuf,
+    /// Show what would be imported and skipped; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Import nothing if any line is bad
+    #[arg(long)]
+    pub strict: bool,
+    /// Category of rows that have none [default: Uncategorized]
+    #[arg(long)]
+    pub category: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,7 +176,43 @@ pub enum ImportSource {
         #[arg(long, allow_negative_numbers = true)]
         seed: Option<i64>,
     },
+    /// A CSV file: finance import csv bank.csv --map date=Buchung --map amount=Betrag
+    Csv {
+        #[command(flatten)]
+        file: FileImportArgs,
+        /// How to read the file, KEY=VALUE: date, amount, debit, credit,
+        /// direction, out_value, description, category, id (columns by header
+        /// or 1-based position); date_format, decimal (point|comma), sign
+        /// (negative_out|positive_out), delimiter, encoding. Without it the
+        /// header decides (this tool's own export is read as written).
+        #[arg(long = "map", value_name = "KEY=VALUE")]
+        map: Vec<String>,
+    },
+    /// An OFX or QFX file (OFX 1.x or 2.x)
+    Ofx {
+        #[command(flatten)]
+        file: FileImportArgs,
+    },
 }
+
+/// The keys `--map` accepts.
+const MAP_KEYS: [&str; 15] = [
+    "date",
+    "amount",
+    "debit",
+    "credit",
+    "direction",
+    "out_value",
+    "description",
+    "category",
+    "id",
+    "date_format",
+    "decimal",
+    "sign",
+    "delimiter",
+    "encoding",
+    "default_category",
+];
 
 #[derive(Debug, Args)]
 pub struct AuthArgs {
@@ -271,12 +384,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         } => {
             let category = validate::category(&category)
                 .map_err(|e| CliError::Usage(format!("category {e}")))?;
-            let amount = amount
-                .trim()
-                .parse::<Money>()
-                .map_err(|e| e.to_string())
-                .and_then(|m| validate::amount(m).map_err(str::to_owned))
-                .map_err(|e| CliError::Usage(format!("amount {e}")))?;
+            let amount = parse_amount(&amount)?;
             if let Some(d) = &description {
                 validate::description(d)
                     .map_err(|e| CliError::Usage(format!("description {e}")))?;
@@ -342,6 +450,163 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             });
             Ok(())
         }
+        Cmd::Edit {
+            id,
+            category,
+            amount,
+            description,
+            no_description,
+            date,
+        } => {
+            let category = category
+                .map(|c| validate::category(&c))
+                .transpose()
+                .map_err(|e| CliError::Usage(format!("category {e}")))?;
+            let amount = amount.map(|a| parse_amount(&a)).transpose()?;
+            if let Some(d) = &description {
+                validate::description(d)
+                    .map_err(|e| CliError::Usage(format!("description {e}")))?;
+            }
+            let update = ExpenseUpdate {
+                category,
+                description: if no_description {
+                    Some(None)
+                } else {
+                    description.map(Some)
+                },
+                amount,
+                spent_on: date,
+            };
+            if update == ExpenseUpdate::default() {
+                return Err(CliError::Usage(
+                    "nothing to change: give --category, --amount, --description, --no-description or --date".into(),
+                ));
+            }
+            let changed = ctx.check(ctx.authed()?.update_expense(&id, &update).await)?;
+            ctx.print(&changed, |e| {
+                format!(
+                    "Changed: {} {} {} on {}",
+                    e.category,
+                    e.description.as_deref().unwrap_or("-"),
+                    e.amount,
+                    e.spent_on
+                )
+            });
+            Ok(())
+        }
+        Cmd::Rm { id } => {
+            ctx.check(ctx.authed()?.delete_expense(&id).await)?;
+            if !ctx.json {
+                println!("Deleted {id}");
+            }
+            Ok(())
+        }
+        Cmd::Trend { months, end } => {
+            let query = TrendQuery {
+                months: Some(months),
+                end,
+            };
+            let trend = ctx.check(ctx.authed()?.trend(&query).await)?;
+            ctx.print(&trend, |t| {
+                let rows: Vec<[String; 4]> = t
+                    .months
+                    .iter()
+                    .map(|m| {
+                        let top = m
+                            .categories
+                            .first()
+                            .map(|c| format!("{} {}", c.category, c.total))
+                            .unwrap_or_default();
+                        [
+                            m.month.clone(),
+                            m.count.to_string(),
+                            top,
+                            m.total.to_string(),
+                        ]
+                    })
+                    .collect();
+                table(["MONTH", "COUNT", "LARGEST", "TOTAL"], &rows)
+            });
+            Ok(())
+        }
+        Cmd::Categories { action: None } => {
+            let list = ctx.check(ctx.authed()?.categories().await)?;
+            ctx.print(&list, |l| {
+                let rows: Vec<[String; 4]> = l
+                    .categories
+                    .iter()
+                    .map(|c| {
+                        [
+                            c.category.clone(),
+                            c.count.to_string(),
+                            c.last_used.to_string(),
+                            c.total.to_string(),
+                        ]
+                    })
+                    .collect();
+                table(["CATEGORY", "COUNT", "LAST USED", "TOTAL"], &rows)
+            });
+            Ok(())
+        }
+        Cmd::Categories {
+            action: Some(CategoryAction::Rename { from, to }),
+        } => {
+            let to = validate::category(&to).map_err(|e| CliError::Usage(format!("to {e}")))?;
+            let renamed = ctx.check(
+                ctx.authed()?
+                    .rename_category(&CategoryRename { from, to })
+                    .await,
+            )?;
+            ctx.print(&renamed, |r| {
+                format!("Moved {} expenses to {}", r.moved, r.category)
+            });
+            Ok(())
+        }
+        Cmd::Export { format, from, to } => {
+            let query = ExportQuery {
+                format: Some(match format {
+                    Format::Csv => ExportFormat::Csv,
+                    Format::Json => ExportFormat::Json,
+                }),
+                from,
+                to,
+            };
+            let client = ctx.authed()?;
+            let mut out = std::io::BufWriter::new(std::io::stdout());
+            let written = client.export(&query, &mut out).await;
+            let flushed = out.flush();
+            match written {
+                Err(e) if e.is_unauthorized() => ctx.check::<()>(Err(e)).map(|_| ()),
+                Err(e) => Err(e.into()),
+                Ok(_) => match flushed {
+                    Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                        Err(CliError::Refused(format!("cannot write the export: {e}")))
+                    }
+                    _ => Ok(()),
+                },
+            }
+        }
+        Cmd::Import {
+            source: ImportSource::Csv { file, map },
+        } => {
+            let mut query = Vec::new();
+            for pair in map {
+                let (key, value) = pair
+                    .split_once('=')
+                    .ok_or_else(|| CliError::Usage(format!("--map {pair:?} is not KEY=VALUE")))?;
+                if !MAP_KEYS.contains(&key) {
+                    return Err(CliError::Usage(format!(
+                        "--map {key:?} is not one of {}",
+                        MAP_KEYS.join(", ")
+                    )));
+                }
+                query.push((key.to_owned(), value.to_owned()));
+            }
+            import_file(&ctx, "csv", "text/csv", file, query).await
+        }
+        Cmd::Import {
+            source: ImportSource::Ofx { file },
+        } => import_file(&ctx, "ofx", "application/x-ofx", file, Vec::new()).await,
         Cmd::Import {
             source: ImportSource::Mock { count, seed },
         } => {
@@ -356,6 +621,75 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// Reads an amount as the API takes it.
+fn parse_amount(raw: &str) -> Result<Money, CliError> {
+    raw.trim()
+        .parse::<Money>()
+        .map_err(|e| e.to_string())
+        .and_then(|m| validate::amount(m).map_err(str::to_owned))
+        .map_err(|e| CliError::Usage(format!("amount {e}")))
+}
+
+/// Sends a bank file (or standard input for `-`) and reports what it did.
+async fn import_file(
+    ctx: &Context,
+    kind: &str,
+    content_type: &str,
+    args: FileImportArgs,
+    mut query: Vec<(String, String)>,
+) -> Result<(), CliError> {
+    let bytes = if args.file.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut buf)
+            .map_err(|e| CliError::Usage(format!("cannot read standard input: {e}")))?;
+        buf
+    } else {
+        std::fs::read(&args.file)
+            .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", args.file.display())))?
+    };
+    if args.dry_run {
+        query.push(("dry_run".into(), "true".into()));
+    }
+    if args.strict {
+        query.push(("strict".into(), "true".into()));
+    }
+    if let Some(c) = args.category {
+        query.push(("default_category".into(), c));
+    }
+    let result = ctx.check(
+        ctx.authed()?
+            .import_file(kind, &query, content_type, bytes)
+            .await,
+    )?;
+    ctx.print(&result, import_report);
+    Ok(())
+}
+
+/// What a file import did, for people.
+pub fn import_report(r: &FileImportResult) -> String {
+    let verb = if r.dry_run {
+        "Would import"
+    } else {
+        "Imported"
+    };
+    let mut out = format!(
+        "Read {} transactions. {verb} {} ({} out), skipped {} already imported, ignored {} money-in ({})",
+        r.transactions,
+        r.imported,
+        Money::from_minor(r.expenses.iter().map(|e| e.amount.minor()).sum()),
+        r.skipped,
+        r.ignored,
+        r.money_in,
+    );
+    if !r.errors.is_empty() {
+        out.push_str(&format!("\n{} lines could not be read:", r.errors.len()));
+        for e in &r.errors {
+            out.push_str(&format!("\n  line {}: {}", e.line, e.message));
+        }
+    }
+    out
 }
 
 async fn authenticate(ctx: &Context, args: AuthArgs, register: bool) -> Result<(), CliError> {

@@ -257,27 +257,41 @@ fn finance(server: &str, config: &Path, args: &[&str], stdin: &str) -> (i32, Str
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn subcommands_for_scripts() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let server = start_server(dir.path()).await;
-    let config = dir.path().join("config");
-    let url = server.url.clone();
-    let run = |args: &[&str], stdin: &str| {
-        let (url, config, args, stdin) = (
-            url.clone(),
-            config.clone(),
+/// `finance` for one account: a server and a config directory.
+#[derive(Clone)]
+struct Script {
+    url: String,
+    config: std::path::PathBuf,
+}
+
+impl Script {
+    /// Runs `finance ARGS` off the async workers.
+    fn run(&self, args: &[&str], stdin: &str) -> tokio::task::JoinHandle<(i32, String, String)> {
+        let (me, args, stdin) = (
+            self.clone(),
             args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
             stdin.to_owned(),
         );
         tokio::task::spawn_blocking(move || {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            finance(&url, &config, &args, &stdin)
+            finance(&me.url, &me.config, &args, &stdin)
         })
+    }
+}
+
+fn json(s: &str) -> Value {
+    serde_json::from_str::<Value>(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subcommands_for_scripts() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let server = start_server(dir.path()).await;
+    let script = Script {
+        url: server.url.clone(),
+        config: dir.path().join("config"),
     };
-    let json = |s: &str| {
-        serde_json::from_str::<Value>(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
-    };
+    let run = |args: &[&str], stdin: &str| script.run(args, stdin);
 
     let (code, out, err) = run(
         &["register", "--email", "eve@example.com", "--password-stdin"],
@@ -415,4 +429,215 @@ async fn subcommands_for_scripts() {
         err.contains("unreadable"),
         "a corrupt session is reported: {err}"
     );
+}
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/bank-files")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subcommands_edit_import_export_and_look_back() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let server = start_server(dir.path()).await;
+    let ann = Script {
+        url: server.url.clone(),
+        config: dir.path().join("ann"),
+    };
+    let bob = Script {
+        url: server.url.clone(),
+        config: dir.path().join("bob"),
+    };
+    for (who, email) in [(&ann, "ann@example.com"), (&bob, "bob@example.com")] {
+        let (code, _, err) = who
+            .run(
+                &["register", "--email", email, "--password-stdin"],
+                "password one\n",
+            )
+            .await
+            .expect("run");
+        assert_eq!(code, 0, "{err}");
+    }
+    for (category, amount, date) in [
+        ("Coffee", "3.80", "2026-11-02"),
+        ("Coffee", "2.20", "2026-10-02"),
+    ] {
+        let (code, _, err) = ann
+            .run(
+                &[
+                    "add",
+                    category,
+                    amount,
+                    "--date",
+                    date,
+                    "--description",
+                    "Flat white",
+                ],
+                "",
+            )
+            .await
+            .expect("run");
+        assert_eq!(code, 0, "{err}");
+    }
+    let (_, out, _) = ann.run(&["list", "--json"], "").await.expect("run");
+    let ids: Vec<String> = json(&out)["expenses"]
+        .as_array()
+        .expect("expenses")
+        .iter()
+        .map(|e| e["id"].as_str().expect("id").to_owned())
+        .collect();
+
+    let (code, out, err) = ann
+        .run(
+            &[
+                "edit",
+                &ids[0],
+                "--amount",
+                "5",
+                "--category",
+                "Food",
+                "--no-description",
+                "--json",
+            ],
+            "",
+        )
+        .await
+        .expect("run");
+    assert_eq!(code, 0, "{err}");
+    let edited = json(&out);
+    assert_eq!(
+        (
+            edited["amount"].as_str(),
+            edited["category"].as_str(),
+            edited["description"].is_null()
+        ),
+        (Some("5.00"), Some("Food"), true)
+    );
+    let (code, _, _) = ann.run(&["edit", &ids[0]], "").await.expect("run");
+    assert_eq!(code, 2, "nothing to change is a usage error");
+    let (code, _, _) = ann.run(&["rm", &ids[1]], "").await.expect("run");
+    assert_eq!(code, 0);
+    let (code, _, err) = ann.run(&["rm", &ids[1]], "").await.expect("run");
+    assert_eq!(code, 1, "already gone: {err}");
+    let (_, out, _) = ann.run(&["summary", "--json"], "").await.expect("run");
+    assert_eq!(json(&out)["total"], "5.00");
+
+    let ofx = fixture("sgml102_checking_crlf_106txns.ofx");
+    let (code, out, err) = ann
+        .run(&["import", "ofx", &ofx, "--dry-run", "--json"], "")
+        .await
+        .expect("run");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        (
+            json(&out)["imported"].clone(),
+            json(&out)["dry_run"].clone()
+        ),
+        (Value::from(100), Value::from(true))
+    );
+    let (_, out, _) = ann
+        .run(&["import", "ofx", &ofx, "--category", "Checking"], "")
+        .await
+        .expect("run");
+    assert!(
+        out.starts_with("Read 106 transactions. Imported 100"),
+        "{out}"
+    );
+    let (_, out, _) = ann.run(&["import", "ofx", &ofx], "").await.expect("run");
+    assert!(
+        out.contains("Imported 0") && out.contains("skipped 100"),
+        "{out}"
+    );
+
+    let chase = fixture("csv_chase_style_signed_amount.csv");
+    let mapping = [
+        "--map",
+        "date=Posting Date",
+        "--map",
+        "date_format=%m/%d/%Y",
+        "--map",
+        "amount=Amount",
+        "--map",
+        "description=Description",
+    ];
+    let mut args = vec!["import", "csv", chase.as_str(), "--json"];
+    args.extend(mapping);
+    let (code, out, err) = ann.run(&args, "").await.expect("run");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["imported"], 4);
+    let (code, _, err) = ann
+        .run(&["import", "csv", &chase, "--map", "colour=blue"], "")
+        .await
+        .expect("run");
+    assert_eq!(code, 2, "unknown mapping key: {err}");
+    let (code, _, err) = ann.run(&["import", "csv", &chase], "").await.expect("run");
+    assert_eq!(code, 1, "no mapping for a bank's own layout: {err}");
+    assert!(err.contains("mapping"), "{err}");
+
+    let (_, out, _) = ann
+        .run(&["list", "-q", "pg&e", "--json"], "")
+        .await
+        .expect("run");
+    assert!(
+        !json(&out)["expenses"]
+            .as_array()
+            .expect("expenses")
+            .is_empty()
+    );
+    let (code, out, _) = ann
+        .run(&["categories", "rename", "checking", "Bank"], "")
+        .await
+        .expect("run");
+    assert_eq!((code, out.trim()), (0, "Moved 100 expenses to Bank"));
+    let (_, out, _) = ann.run(&["categories", "--json"], "").await.expect("run");
+    assert_eq!(json(&out)["categories"][0]["category"], "Bank");
+    let (_, out, _) = ann
+        .run(
+            &["trend", "--months", "2", "--end", "2026-11-30", "--json"],
+            "",
+        )
+        .await
+        .expect("run");
+    let trend = json(&out);
+    assert_eq!(
+        (
+            trend["months"][0]["month"].as_str(),
+            trend["months"][1]["total"].as_str()
+        ),
+        (Some("2026-10"), Some("5.00"))
+    );
+
+    // finance export | finance import csv -: everything, once, in another account.
+    let (code, exported, err) = ann.run(&["export"], "").await.expect("run");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        exported.lines().count(),
+        1 + 105,
+        "header and every expense"
+    );
+    let (code, out, err) = bob
+        .run(&["import", "csv", "-", "--json"], &exported)
+        .await
+        .expect("run");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["imported"], 105);
+    let (_, again, _) = bob
+        .run(&["import", "csv", "-"], &exported)
+        .await
+        .expect("run");
+    assert!(
+        again.contains("Imported 0") && again.contains("skipped 105"),
+        "{again}"
+    );
+    let (_, ann_summary, _) = ann.run(&["summary", "--json"], "").await.expect("run");
+    let (_, bob_summary, _) = bob.run(&["summary", "--json"], "").await.expect("run");
+    assert_eq!(json(&ann_summary)["total"], json(&bob_summary)["total"]);
+    let (code, out, _) = ann
+        .run(&["export", "--format", "json"], "")
+        .await
+        .expect("run");
+    assert_eq!((code, json(&out).as_array().map(Vec::len)), (0, Some(105)));
 }

@@ -49,12 +49,15 @@ pub async fn rename(
     JsonObject(mut body): JsonObject,
 ) -> Result<Json<RenameResult>, ApiError> {
     let from: Option<String> = body.required("from", "a string");
-    let from = body.check("from", from, |c| validate::category(&c));
     let to: Option<String> = body.required("to", "a string");
     let to = body.check("to", to, |c| validate::category(&c));
     body.finish()?;
     let (Some(from), Some(to)) = (from, to) else {
         return Err(ApiError::BadRequest("from and to are required".into()));
+    };
+    // `from` only names what exists: a name no category can have matches nothing.
+    let Ok(from) = validate::category(&from) else {
+        return Err(ApiError::NotFound);
     };
     let moved = state
         .store

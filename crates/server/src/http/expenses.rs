@@ -162,6 +162,12 @@ pub async fn update(
     Path(id): Path<String>,
     JsonObject(mut body): JsonObject,
 ) -> Result<Json<Expense>, ApiError> {
+    // Only the description can be cleared.
+    for name in ["category", "amount", "spent_on"] {
+        if body.is_null(name) {
+            body.reject(name, "cannot be null; leave it out to keep it");
+        }
+    }
     let category: Option<String> = body.optional("category", "a string");
     let category = body.check("category", category, |c| validate::category(&c));
     let amount: Option<Money> = body.optional("amount", "a number or a decimal string");

@@ -130,6 +130,11 @@ impl Fields {
         &self.canonical
     }
 
+    /// Whether the body has this field as an explicit null.
+    pub fn is_null(&self, name: &str) -> bool {
+        self.map.get(name).is_some_and(Value::is_null)
+    }
+
     /// Whether the body has this field (even as null).
     pub fn has(&self, name: &str) -> bool {
         self.map.contains_key(name)

@@ -206,6 +206,15 @@ fn options<T: serde::de::DeserializeOwned>(query: &str) -> Result<T, ApiError> {
         .map_err(|e| ApiError::BadRequest(format!("invalid query string: {}", e.body_text())))
 }
 
+/// A `multipart/form-data` upload: the file, and optionally the query's fields as text parts.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Read part by part from the form; this type only documents it.
+pub struct FileUpload {
+    /// The bank file.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
 /// What is common to every file import once the file is read.
 struct FileImport<'a> {
     route: &'a str,
@@ -338,7 +347,7 @@ async fn parse_off_thread<T: Send + 'static>(
         description = "The CSV file: the whole body (`text/csv`), or the `file` part of a `multipart/form-data` body whose text parts may carry the query's fields",
         content(
             (String = "text/csv"),
-            (String = "multipart/form-data"),
+            (FileUpload = "multipart/form-data"),
         ),
     ),
     responses(
@@ -407,7 +416,7 @@ pub async fn csv(
         description = "The OFX (1.x SGML or 2.x XML) or QFX file: the whole body, or the `file` part of a `multipart/form-data` body",
         content(
             (String = "application/x-ofx"),
-            (String = "multipart/form-data"),
+            (FileUpload = "multipart/form-data"),
         ),
     ),
     responses(

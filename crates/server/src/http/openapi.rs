@@ -17,9 +17,11 @@ use utoipa::{Modify, OpenApi};
     tags(
         (name = "auth", description = "Accounts and access tokens"),
         (name = "expenses", description = "Expenses and their summary"),
-        (name = "imports", description = "Bank imports"),
+        (name = "categories", description = "Categories in use, renaming and merging"),
+        (name = "imports", description = "Bank imports: simulated sync, CSV and OFX files"),
         (name = "operations", description = "Health, readiness, metrics"),
     ),
+    components(schemas(finance_shared::ExportFormat, finance_shared::Decimal, finance_shared::SignConvention)),
 )]
 pub struct ApiDoc;
 
@@ -38,8 +40,16 @@ const OPERATION_IDS: &[(&str, &str, &str)] = &[
     ("/api/expenses", "post", "createExpense"),
     ("/api/expenses", "get", "listExpenses"),
     ("/api/expenses/{id}", "get", "getExpense"),
+    ("/api/expenses/{id}", "patch", "updateExpense"),
+    ("/api/expenses/{id}", "delete", "deleteExpense"),
     ("/api/expenses/summary", "get", "getSummary"),
+    ("/api/expenses/trend", "get", "getTrend"),
+    ("/api/expenses/export", "get", "exportExpenses"),
+    ("/api/categories", "get", "listCategories"),
+    ("/api/categories/rename", "post", "renameCategory"),
     ("/api/imports/mock", "post", "importMock"),
+    ("/api/imports/csv", "post", "importCsv"),
+    ("/api/imports/ofx", "post", "importOfx"),
     ("/healthz", "get", "health"),
     ("/readyz", "get", "readiness"),
 ];
@@ -57,7 +67,12 @@ impl Modify for Contract {
             ),
         );
         for (path, item) in doc.paths.paths.iter_mut() {
-            let operations = [("get", item.get.as_mut()), ("post", item.post.as_mut())];
+            let operations = [
+                ("get", item.get.as_mut()),
+                ("post", item.post.as_mut()),
+                ("patch", item.patch.as_mut()),
+                ("delete", item.delete.as_mut()),
+            ];
             for (method, operation) in operations {
                 let Some(operation) = operation else { continue };
                 if let Some((_, _, id)) = OPERATION_IDS
@@ -71,16 +86,22 @@ impl Modify for Contract {
                     && method == "post"
                     && let Some(RefOr::T(created)) = operation.responses.responses.get_mut("201")
                 {
-                    created.links.insert(
-                        "GetCreatedExpense".to_owned(),
-                        RefOr::T(
-                            LinkBuilder::new()
-                                .operation_id("getExpense")
-                                .parameter("id", "$response.body#/id")
-                                .description("The expense just created")
-                                .build(),
-                        ),
-                    );
+                    for (name, target) in [
+                        ("GetCreatedExpense", "getExpense"),
+                        ("UpdateCreatedExpense", "updateExpense"),
+                        ("DeleteCreatedExpense", "deleteExpense"),
+                    ] {
+                        created.links.insert(
+                            name.to_owned(),
+                            RefOr::T(
+                                LinkBuilder::new()
+                                    .operation_id(target)
+                                    .parameter("id", "$response.body#/id")
+                                    .description("The expense just created")
+                                    .build(),
+                            ),
+                        );
+                    }
                 }
             }
         }
