@@ -1,12 +1,13 @@
 //! The dashboard's state and how keys and answers change it. No I/O here:
 //! `update` returns the [`Command`]s for the runtime to carry out.
 
-use chrono::NaiveDate;
+use chrono::{Datelike, Months, NaiveDate};
 use finance_shared::{
-    AuthResponse, Credentials, Expense, ExpensePage, ImportResult, Money, NewExpense, Summary,
-    validate,
+    AuthResponse, Credentials, Expense, ExpensePage, ExpenseUpdate, FileImportResult, ImportResult,
+    Money, NewExpense, Summary, Trend, validate,
 };
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use uuid::Uuid;
 
 use crate::api::ApiError;
 
@@ -20,13 +21,29 @@ pub enum Command {
         credentials: Credentials,
         register: bool,
     },
-    /// Summary and first page.
-    Refresh,
+    /// Summary and first page of what the view shows.
+    Refresh(View),
     LoadMore {
         cursor: String,
     },
     AddExpense(NewExpense),
+    UpdateExpense {
+        id: Uuid,
+        update: ExpenseUpdate,
+    },
+    DeleteExpense(Uuid),
     Import,
+    /// Read a bank file and import it.
+    ImportFile {
+        kind: FileKind,
+        path: String,
+        /// CSV column mapping, as query pairs.
+        mapping: Vec<(String, String)>,
+    },
+    /// Month-by-month totals of the months up to `end`.
+    LoadTrend {
+        end: NaiveDate,
+    },
     /// Keep the session after a login.
     SaveSession(AuthResponse),
     /// Revoke the token on the server (logout).
@@ -41,10 +58,103 @@ pub enum Msg {
     Key(KeyEvent),
     Resize,
     Authenticated(Result<AuthResponse, ApiError>),
-    Refreshed(Result<(Summary, ExpensePage), ApiError>),
+    /// The answer to the refresh of this generation (older ones are dropped).
+    Refreshed(u64, Result<(Summary, ExpensePage), ApiError>),
     MoreLoaded(Result<ExpensePage, ApiError>),
     Added(Result<Expense, ApiError>),
+    Updated(Result<Expense, ApiError>),
+    Deleted(Result<Uuid, ApiError>),
     Imported(Result<ImportResult, ApiError>),
+    FileImported(Result<FileImportResult, ApiError>),
+    TrendLoaded(Result<Trend, ApiError>),
+}
+
+/// What the summary, chart and table show: a period and a search.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct View {
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub q: Option<String>,
+    pub generation: u64,
+}
+
+/// The months the dashboard covers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Period {
+    #[default]
+    All,
+    /// The month starting on this day.
+    Month(NaiveDate),
+}
+
+impl Period {
+    /// First and last day, or neither for all time.
+    pub fn range(self) -> (Option<NaiveDate>, Option<NaiveDate>) {
+        match self {
+            Period::All => (None, None),
+            Period::Month(first) => (
+                Some(first),
+                first
+                    .checked_add_months(Months::new(1))
+                    .and_then(|d| d.pred_opt()),
+            ),
+        }
+    }
+
+    /// `November 2026`, or `all time`.
+    pub fn label(self) -> String {
+        match self {
+            Period::All => "all time".into(),
+            Period::Month(first) => first.format("%B %Y").to_string(),
+        }
+    }
+}
+
+/// The first day of `day`'s month.
+fn month_of(day: NaiveDate) -> NaiveDate {
+    day.with_day(1).unwrap_or(day)
+}
+
+/// Which page of the dashboard is shown.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Tab {
+    #[default]
+    Overview,
+    /// Month by month.
+    Trend,
+}
+
+/// The kinds of bank file the dashboard imports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    Csv,
+    Ofx,
+}
+
+/// The prompt for a bank file: its path and, for CSV, the column mapping.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportFileForm {
+    pub kind: FileKind,
+    /// Path, mapping.
+    pub values: [String; 2],
+    pub focus: usize,
+    pub error: Option<String>,
+}
+
+impl ImportFileForm {
+    /// The mapping as query pairs: `date=Posting Date; amount=Amount`.
+    fn mapping(&self) -> Result<Vec<(String, String)>, String> {
+        self.values[1]
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|pair| {
+                pair.split_once('=')
+                    .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                    .ok_or_else(|| format!("{pair:?} is not KEY=VALUE"))
+            })
+            .collect()
+    }
 }
 
 /// Which login field has the cursor.
@@ -71,13 +181,15 @@ pub struct LoginForm {
 /// The fields of the add-expense form, in order.
 pub const EXPENSE_FIELDS: [&str; 4] = ["Category", "Amount", "Description", "Date"];
 
-/// The add-expense form.
+/// The add-expense form, also used to edit one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExpenseForm {
     /// Category, amount, description, date.
     pub values: [String; 4],
     pub errors: [Option<String>; 4],
     pub focus: usize,
+    /// The expense being edited.
+    pub editing: Option<Expense>,
 }
 
 impl ExpenseForm {
@@ -91,6 +203,21 @@ impl ExpenseForm {
             ],
             errors: Default::default(),
             focus: 0,
+            editing: None,
+        }
+    }
+
+    fn edit(expense: &Expense) -> Self {
+        ExpenseForm {
+            values: [
+                expense.category.clone(),
+                expense.amount.to_string(),
+                expense.description.clone().unwrap_or_default(),
+                expense.spent_on.to_string(),
+            ],
+            errors: Default::default(),
+            focus: 1,
+            editing: Some(expense.clone()),
         }
     }
 
@@ -141,6 +268,11 @@ pub enum Overlay {
     None,
     AddExpense(ExpenseForm),
     Help,
+    /// "Delete this expense?"
+    ConfirmDelete(Expense),
+    /// Mock, CSV or OFX?
+    ImportMenu,
+    ImportFile(ImportFileForm),
 }
 
 /// Whether the status line reports success or trouble.
@@ -167,6 +299,15 @@ pub struct App {
     pub loading_more: bool,
     pub today: NaiveDate,
     pub should_quit: bool,
+    pub tab: Tab,
+    pub period: Period,
+    /// The table's search text (sent as `q`).
+    pub search: String,
+    /// The search line has the keyboard.
+    pub searching: bool,
+    pub trend: Option<Trend>,
+    /// Bumped by every refresh, so a late answer to an older one is dropped.
+    pub generation: u64,
 }
 
 impl App {
@@ -191,6 +332,12 @@ impl App {
             loading_more: false,
             today,
             should_quit: false,
+            tab: Tab::Overview,
+            period: Period::All,
+            search: String::new(),
+            searching: false,
+            trend: None,
+            generation: 0,
         }
     }
 
@@ -201,7 +348,53 @@ impl App {
         app.email = email.to_owned();
         app.status = (Tone::Info, "Loading…".to_owned());
         app.in_flight = 1;
-        (app, vec![Command::Refresh])
+        (app, vec![Command::Refresh(View::default())])
+    }
+
+    /// What the dashboard shows now, as a refresh.
+    fn refresh(&mut self) -> Vec<Command> {
+        self.generation += 1;
+        let (from, to) = self.period.range();
+        let q = Some(self.search.trim())
+            .filter(|q| !q.is_empty())
+            .map(str::to_owned);
+        let mut commands = self.start(Command::Refresh(View {
+            from,
+            to,
+            q,
+            generation: self.generation,
+        }));
+        if self.tab == Tab::Trend {
+            commands.extend(self.load_trend());
+        }
+        commands
+    }
+
+    fn load_trend(&mut self) -> Vec<Command> {
+        let end = match self.period {
+            Period::All => self.today,
+            Period::Month(first) => first,
+        };
+        self.start(Command::LoadTrend { end })
+    }
+
+    /// Moves the period a month back (`-1`) or forth (`1`); from all time, to this month.
+    fn step_period(&mut self, months: i32) -> Vec<Command> {
+        let this_month = month_of(self.today);
+        self.period = Period::Month(match self.period {
+            Period::All => this_month,
+            Period::Month(first) if months < 0 => {
+                first.checked_sub_months(Months::new(1)).unwrap_or(first)
+            }
+            Period::Month(first) => first.checked_add_months(Months::new(1)).unwrap_or(first),
+        });
+        self.set_status(Tone::Info, format!("Showing {}…", self.period.label()));
+        self.refresh()
+    }
+
+    /// The expense under the cursor.
+    pub fn selected_expense(&self) -> Option<&Expense> {
+        self.expenses.get(self.selected)
     }
 
     /// Categories the user has used, for completion.
@@ -235,8 +428,11 @@ impl App {
             Msg::Key(key) => self.on_key(key),
             Msg::Resize => Vec::new(),
             Msg::Authenticated(result) => self.on_authenticated(result),
-            Msg::Refreshed(result) => {
+            Msg::Refreshed(generation, result) => {
                 self.done();
+                if generation != self.generation {
+                    return Vec::new();
+                }
                 match result {
                     Ok((summary, page)) => {
                         // Keep the last action's result ("Imported 20, skipped 0") on screen.
@@ -271,20 +467,28 @@ impl App {
                     Err(e) => self.on_error(e),
                 }
             }
-            Msg::Added(result) => {
+            Msg::Added(result) | Msg::Updated(result) => {
                 self.done();
+                let editing =
+                    matches!(&self.overlay, Overlay::AddExpense(f) if f.editing.is_some());
                 match result {
                     Ok(expense) => {
                         self.set_status(
                             Tone::Info,
                             format!(
-                                "Added {} {} on {}",
-                                expense.category, expense.amount, expense.spent_on
+                                "{} {} {} on {}",
+                                if editing { "Changed" } else { "Added" },
+                                expense.category,
+                                expense.amount,
+                                expense.spent_on
                             ),
                         );
                         self.overlay = Overlay::None;
-                        self.insert_expense(expense);
-                        self.start(Command::Refresh)
+                        match self.expenses.iter_mut().find(|e| e.id == expense.id) {
+                            Some(row) => *row = expense,
+                            None => self.insert_expense(expense),
+                        }
+                        self.refresh()
                     }
                     Err(ApiError::Refused { status: 422, body }) => {
                         if let Overlay::AddExpense(form) = &mut self.overlay {
@@ -307,6 +511,18 @@ impl App {
                     Err(e) => self.on_error(e),
                 }
             }
+            Msg::Deleted(result) => {
+                self.done();
+                match result {
+                    Ok(id) => {
+                        self.expenses.retain(|e| e.id != id);
+                        self.selected = self.selected.min(self.expenses.len().saturating_sub(1));
+                        self.set_status(Tone::Info, "Deleted");
+                        self.refresh()
+                    }
+                    Err(e) => self.on_error(e),
+                }
+            }
             Msg::Imported(result) => {
                 self.done();
                 match result {
@@ -315,7 +531,60 @@ impl App {
                             Tone::Info,
                             format!("Imported {}, skipped {}", r.imported, r.skipped),
                         );
-                        self.start(Command::Refresh)
+                        self.refresh()
+                    }
+                    Err(e) => self.on_error(e),
+                }
+            }
+            Msg::FileImported(result) => {
+                self.done();
+                match result {
+                    Ok(r) => {
+                        let mut text = format!(
+                            "Read {}: imported {}, skipped {}, ignored {} money-in",
+                            r.transactions, r.imported, r.skipped, r.ignored
+                        );
+                        if let Some(first) = r.errors.first() {
+                            text.push_str(&format!(
+                                "; {} bad lines (line {}: {})",
+                                r.errors.len(),
+                                first.line,
+                                first.message
+                            ));
+                        }
+                        let tone = if r.errors.is_empty() {
+                            Tone::Info
+                        } else {
+                            Tone::Error
+                        };
+                        self.overlay = Overlay::None;
+                        self.set_status(tone, text);
+                        self.refresh()
+                    }
+                    Err(ApiError::Refused { body, .. })
+                        if matches!(self.overlay, Overlay::ImportFile(_)) =>
+                    {
+                        let mut reason = body.message;
+                        if let Some((field, why)) =
+                            body.fields.unwrap_or_default().into_iter().next()
+                        {
+                            reason = format!("{field}: {why}");
+                        }
+                        if let Overlay::ImportFile(form) = &mut self.overlay {
+                            form.error = Some(reason.clone());
+                        }
+                        self.set_status(Tone::Error, reason);
+                        Vec::new()
+                    }
+                    Err(e) => self.on_error(e),
+                }
+            }
+            Msg::TrendLoaded(result) => {
+                self.done();
+                match result {
+                    Ok(trend) => {
+                        self.trend = Some(trend);
+                        Vec::new()
                     }
                     Err(e) => self.on_error(e),
                 }
@@ -408,8 +677,103 @@ impl App {
                 Vec::new()
             }
             Overlay::AddExpense(_) => self.on_form_key(key),
+            Overlay::ConfirmDelete(expense) => {
+                let id = expense.id;
+                self.overlay = Overlay::None;
+                if matches!(key.code, KeyCode::Char('y' | 'Y')) {
+                    self.set_status(Tone::Info, "Deleting…");
+                    self.start(Command::DeleteExpense(id))
+                } else {
+                    self.set_status(Tone::Info, "Kept");
+                    Vec::new()
+                }
+            }
+            Overlay::ImportMenu => {
+                self.overlay = Overlay::None;
+                let kind = match key.code {
+                    KeyCode::Char('m') => {
+                        self.set_status(Tone::Info, "Importing from the bank…");
+                        return self.start(Command::Import);
+                    }
+                    KeyCode::Char('c') => FileKind::Csv,
+                    KeyCode::Char('o') => FileKind::Ofx,
+                    _ => return Vec::new(),
+                };
+                self.overlay = Overlay::ImportFile(ImportFileForm {
+                    kind,
+                    values: Default::default(),
+                    focus: 0,
+                    error: None,
+                });
+                Vec::new()
+            }
+            Overlay::ImportFile(_) => self.on_import_file_key(key),
+            Overlay::None if self.searching => self.on_search_key(key),
             Overlay::None => self.on_dashboard_key(key),
         }
+    }
+
+    fn on_search_key(&mut self, key: KeyEvent) -> Vec<Command> {
+        match key.code {
+            KeyCode::Enter => {
+                self.searching = false;
+                return Vec::new();
+            }
+            KeyCode::Esc => {
+                self.searching = false;
+                self.search.clear();
+            }
+            KeyCode::Backspace => {
+                self.search.pop();
+            }
+            KeyCode::Char(c) => self.search.push(c),
+            _ => return Vec::new(),
+        }
+        self.selected = 0;
+        self.refresh()
+    }
+
+    fn on_import_file_key(&mut self, key: KeyEvent) -> Vec<Command> {
+        let busy = self.in_flight > 0;
+        let Overlay::ImportFile(form) = &mut self.overlay else {
+            return Vec::new();
+        };
+        let fields = if form.kind == FileKind::Csv { 2 } else { 1 };
+        match key.code {
+            KeyCode::Esc => {
+                self.overlay = Overlay::None;
+                self.set_status(Tone::Info, "Cancelled");
+            }
+            KeyCode::Tab | KeyCode::BackTab | KeyCode::Up | KeyCode::Down => {
+                form.focus = (form.focus + 1) % fields;
+            }
+            KeyCode::Backspace => {
+                form.values[form.focus].pop();
+            }
+            KeyCode::Char(c) => form.values[form.focus].push(c),
+            KeyCode::Enter if !busy => {
+                let path = form.values[0].trim().to_owned();
+                if path.is_empty() {
+                    form.error = Some("Give the file's path".into());
+                    return Vec::new();
+                }
+                match form.mapping() {
+                    Ok(mapping) => {
+                        form.error = None;
+                        let command = Command::ImportFile {
+                            kind: form.kind,
+                            path,
+                            mapping,
+                        };
+                        self.set_status(Tone::Info, "Importing the file…");
+                        return self.start(command);
+                    }
+                    Err(e) => form.error = Some(format!("Mapping: {e}")),
+                }
+            }
+            _ => {}
+        }
+        Vec::new()
     }
 
     fn on_login_key(&mut self, key: KeyEvent) -> Vec<Command> {
@@ -481,11 +845,40 @@ impl App {
             KeyCode::Char('a') => self.overlay = Overlay::AddExpense(ExpenseForm::new(self.today)),
             KeyCode::Char('r') => {
                 self.set_status(Tone::Info, "Refreshing…");
-                return self.start(Command::Refresh);
+                return self.refresh();
             }
-            KeyCode::Char('i') => {
-                self.set_status(Tone::Info, "Importing from the bank…");
-                return self.start(Command::Import);
+            KeyCode::Char('i') => self.overlay = Overlay::ImportMenu,
+            KeyCode::Char('e') => {
+                if let Some(expense) = self.selected_expense() {
+                    self.overlay = Overlay::AddExpense(ExpenseForm::edit(expense));
+                }
+            }
+            KeyCode::Char('d') | KeyCode::Delete => {
+                if let Some(expense) = self.selected_expense() {
+                    self.overlay = Overlay::ConfirmDelete(expense.clone());
+                }
+            }
+            KeyCode::Char('/') => self.searching = true,
+            KeyCode::Tab | KeyCode::BackTab => {
+                self.tab = match self.tab {
+                    Tab::Overview => Tab::Trend,
+                    Tab::Trend => Tab::Overview,
+                };
+                if self.tab == Tab::Trend {
+                    return self.load_trend();
+                }
+            }
+            KeyCode::Char('[') => return self.step_period(-1),
+            KeyCode::Char(']') => return self.step_period(1),
+            KeyCode::Char('T') => {
+                self.period = Period::Month(month_of(self.today));
+                self.set_status(Tone::Info, format!("Showing {}…", self.period.label()));
+                return self.refresh();
+            }
+            KeyCode::Char('A') => {
+                self.period = Period::All;
+                self.set_status(Tone::Info, "Showing all time…");
+                return self.refresh();
             }
             KeyCode::Char('L') => {
                 *self = App::logged_out(&self.server, self.today, None);
@@ -550,8 +943,20 @@ impl App {
             KeyCode::Char(c) => form.values[form.focus].push(c),
             KeyCode::Enter if !busy => {
                 if let Some(expense) = form.validate() {
+                    let command = match &form.editing {
+                        Some(old) => Command::UpdateExpense {
+                            id: old.id,
+                            update: ExpenseUpdate {
+                                category: Some(expense.category),
+                                description: Some(expense.description),
+                                amount: Some(expense.amount),
+                                spent_on: expense.spent_on,
+                            },
+                        },
+                        None => Command::AddExpense(expense),
+                    };
                     self.set_status(Tone::Info, "Saving…");
-                    return self.start(Command::AddExpense(expense));
+                    return self.start(command);
                 }
                 self.set_status(Tone::Error, "Fix the highlighted fields");
             }
@@ -649,7 +1054,7 @@ mod tests {
             commands,
             vec![
                 Command::SaveSession(auth("ann@example.com")),
-                Command::Refresh
+                Command::Refresh(View::default())
             ]
         );
     }
@@ -690,13 +1095,16 @@ mod tests {
     #[test]
     fn add_form_completes_category_validates_and_submits() {
         let (mut app, _) = App::logged_in("http://x", "ann@example.com", today());
-        app.update(Msg::Refreshed(Ok((
-            summary(&["Groceries", "Gym"]),
-            ExpensePage {
-                expenses: vec![],
-                next_cursor: None,
-            },
-        ))));
+        app.update(Msg::Refreshed(
+            app.generation,
+            Ok((
+                summary(&["Groceries", "Gym"]),
+                ExpensePage {
+                    expenses: vec![],
+                    next_cursor: None,
+                },
+            )),
+        ));
         app.update(key(KeyCode::Char('a')));
         type_text(&mut app, "gr");
         app.update(key(KeyCode::Right));
@@ -761,7 +1169,7 @@ mod tests {
             expenses: (0..10).map(expense).collect(),
             next_cursor: Some("c1".into()),
         };
-        app.update(Msg::Refreshed(Ok((summary(&[]), page))));
+        app.update(Msg::Refreshed(app.generation, Ok((summary(&[]), page))));
         for _ in 0..4 {
             assert!(app.update(key(KeyCode::Char('j'))).is_empty());
         }
@@ -796,7 +1204,7 @@ mod tests {
             },
         };
         assert_eq!(
-            app.update(Msg::Refreshed(Err(expired))),
+            app.update(Msg::Refreshed(app.generation, Err(expired))),
             vec![Command::DeleteSession]
         );
         assert!(matches!(app.screen, Screen::Login(_)));
@@ -806,7 +1214,9 @@ mod tests {
     #[test]
     fn import_reports_counts_and_refreshes_without_hiding_them() {
         let (mut app, _) = App::logged_in("http://x", "a@b.co", today());
-        assert_eq!(app.update(key(KeyCode::Char('i'))), vec![Command::Import]);
+        assert!(app.update(key(KeyCode::Char('i'))).is_empty());
+        assert_eq!(app.overlay, Overlay::ImportMenu);
+        assert_eq!(app.update(key(KeyCode::Char('m'))), vec![Command::Import]);
         let result = ImportResult {
             imported: 20,
             skipped: 3,
@@ -814,15 +1224,21 @@ mod tests {
         };
         assert_eq!(
             app.update(Msg::Imported(Ok(result))),
-            vec![Command::Refresh]
+            vec![Command::Refresh(View {
+                generation: 1,
+                ..View::default()
+            })]
         );
-        app.update(Msg::Refreshed(Ok((
-            summary(&["Food"]),
-            ExpensePage {
-                expenses: vec![],
-                next_cursor: None,
-            },
-        ))));
+        app.update(Msg::Refreshed(
+            app.generation,
+            Ok((
+                summary(&["Food"]),
+                ExpensePage {
+                    expenses: vec![],
+                    next_cursor: None,
+                },
+            )),
+        ));
         assert_eq!(
             app.status,
             (Tone::Info, "Imported 20, skipped 3".to_owned())
@@ -840,5 +1256,199 @@ mod tests {
         assert_eq!(app.screen, Screen::Dashboard);
         assert!(app.status.1.contains("cannot reach"));
         assert_eq!(app.in_flight, 0);
+    }
+    fn expense(day: u32, category: &str, cents: i64) -> Expense {
+        Expense {
+            id: uuid::Uuid::now_v7(),
+            category: category.into(),
+            description: Some("note".into()),
+            amount: Money::from_minor(cents),
+            spent_on: NaiveDate::from_ymd_opt(2026, 11, day).expect("day"),
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            source: "manual".into(),
+        }
+    }
+
+    fn with_rows(rows: Vec<Expense>) -> App {
+        let (mut app, _) = App::logged_in("http://x", "a@b.co", today());
+        app.update(Msg::Refreshed(
+            app.generation,
+            Ok((
+                summary(&["Food"]),
+                ExpensePage {
+                    expenses: rows,
+                    next_cursor: None,
+                },
+            )),
+        ));
+        app
+    }
+
+    #[test]
+    fn e_edits_the_selected_row_in_the_add_form_and_sends_every_field() {
+        let rows = vec![expense(20, "Food", 1250), expense(19, "Rent", 90000)];
+        let target = rows[1].clone();
+        let mut app = with_rows(rows);
+        app.update(key(KeyCode::Down));
+        app.update(key(KeyCode::Char('e')));
+        let Overlay::AddExpense(form) = &app.overlay else {
+            panic!("the form is open")
+        };
+        assert_eq!(form.values[1], "900.00");
+        assert_eq!(form.focus, 1, "the cursor starts on the amount");
+        for _ in 0..6 {
+            app.update(key(KeyCode::Backspace));
+        }
+        type_text(&mut app, "875.5");
+        let commands = app.update(key(KeyCode::Enter));
+        assert_eq!(
+            commands,
+            vec![Command::UpdateExpense {
+                id: target.id,
+                update: ExpenseUpdate {
+                    category: Some("Rent".into()),
+                    description: Some(Some("note".into())),
+                    amount: Some(Money::from_minor(87550)),
+                    spent_on: Some(target.spent_on),
+                },
+            }]
+        );
+        let changed = Expense {
+            amount: Money::from_minor(87550),
+            ..target
+        };
+        let commands = app.update(Msg::Updated(Ok(changed.clone())));
+        assert!(matches!(commands.as_slice(), [Command::Refresh(_)]));
+        assert_eq!(app.overlay, Overlay::None);
+        assert_eq!(app.expenses[1], changed, "the row shows the change at once");
+        assert!(app.status.1.starts_with("Changed Rent 875.50"));
+    }
+
+    #[test]
+    fn d_asks_before_deleting_and_only_y_deletes() {
+        let rows = vec![expense(20, "Food", 1250), expense(19, "Rent", 90000)];
+        let first = rows[0].id;
+        let mut app = with_rows(rows);
+        app.update(key(KeyCode::Char('d')));
+        assert!(matches!(app.overlay, Overlay::ConfirmDelete(_)));
+        assert!(app.update(key(KeyCode::Char('n'))).is_empty(), "kept");
+        app.update(key(KeyCode::Char('d')));
+        assert_eq!(
+            app.update(key(KeyCode::Char('y'))),
+            vec![Command::DeleteExpense(first)]
+        );
+        app.update(Msg::Deleted(Ok(first)));
+        assert_eq!(app.expenses.len(), 1);
+        assert_eq!(app.expenses[0].category, "Rent");
+    }
+
+    #[test]
+    fn slash_searches_as_you_type_and_late_answers_are_dropped() {
+        let mut app = with_rows(vec![expense(20, "Food", 1250)]);
+        app.update(key(KeyCode::Char('/')));
+        assert!(app.searching);
+        app.update(key(KeyCode::Char('c')));
+        let commands = app.update(key(KeyCode::Char('a')));
+        let [Command::Refresh(view)] = commands.as_slice() else {
+            panic!("a refresh per key: {commands:?}")
+        };
+        assert_eq!(view.q.as_deref(), Some("ca"));
+        let stale = view.generation - 1;
+        app.update(Msg::Refreshed(
+            stale,
+            Ok((
+                summary(&[]),
+                ExpensePage {
+                    expenses: vec![],
+                    next_cursor: None,
+                },
+            )),
+        ));
+        assert_eq!(
+            app.expenses.len(),
+            1,
+            "the answer for \"c\" came late: dropped"
+        );
+        app.update(key(KeyCode::Enter));
+        assert!(!app.searching);
+        assert_eq!(app.search, "ca", "Enter keeps the filter");
+        app.update(key(KeyCode::Char('/')));
+        let commands = app.update(key(KeyCode::Esc));
+        let [Command::Refresh(view)] = commands.as_slice() else {
+            panic!("Esc clears: {commands:?}")
+        };
+        assert_eq!(view.q, None);
+    }
+
+    #[test]
+    fn brackets_step_the_month_and_tab_shows_the_trend_of_that_window() {
+        let mut app = with_rows(vec![]);
+        let commands = app.update(key(KeyCode::Char('[')));
+        let [Command::Refresh(view)] = commands.as_slice() else {
+            panic!("{commands:?}")
+        };
+        assert_eq!(
+            (view.from, view.to),
+            (
+                NaiveDate::from_ymd_opt(2026, 11, 1),
+                NaiveDate::from_ymd_opt(2026, 11, 30)
+            ),
+            "from all time, [ goes to this month"
+        );
+        app.update(key(KeyCode::Char('[')));
+        let commands = app.update(key(KeyCode::Tab));
+        assert_eq!(
+            commands,
+            vec![Command::LoadTrend {
+                end: NaiveDate::from_ymd_opt(2026, 10, 1).expect("date")
+            }]
+        );
+        let commands = app.update(key(KeyCode::Char(']')));
+        assert!(matches!(
+            commands.as_slice(),
+            [Command::Refresh(_), Command::LoadTrend { .. }]
+        ));
+        app.update(key(KeyCode::Char('T')));
+        assert_eq!(app.period.label(), "November 2026");
+    }
+
+    #[test]
+    fn i_offers_csv_with_a_mapping_and_reports_bad_lines() {
+        let mut app = with_rows(vec![]);
+        app.update(key(KeyCode::Char('i')));
+        app.update(key(KeyCode::Char('c')));
+        type_text(&mut app, "/tmp/bank.csv");
+        app.update(key(KeyCode::Tab));
+        type_text(&mut app, "date=Posting Date; amount=Amount");
+        let commands = app.update(key(KeyCode::Enter));
+        assert_eq!(
+            commands,
+            vec![Command::ImportFile {
+                kind: FileKind::Csv,
+                path: "/tmp/bank.csv".into(),
+                mapping: vec![
+                    ("date".into(), "Posting Date".into()),
+                    ("amount".into(), "Amount".into())
+                ],
+            }]
+        );
+        let result = FileImportResult {
+            dry_run: false,
+            transactions: 3,
+            imported: 1,
+            skipped: 0,
+            ignored: 1,
+            money_out: Money::from_minor(-100),
+            money_in: Money::from_minor(500),
+            errors: vec![finance_shared::LineError {
+                line: 4,
+                message: "amount \"x\" must be a decimal number".into(),
+            }],
+            expenses: vec![],
+        };
+        app.update(Msg::FileImported(Ok(result)));
+        assert_eq!(app.overlay, Overlay::None);
+        assert_eq!(app.status.0, Tone::Error);
+        assert!(app.status.1.contains("line 4"), "{}", app.status.1);
     }
 }

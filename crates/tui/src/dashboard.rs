@@ -3,13 +3,15 @@
 //! never waits on the network; a frame is drawn only after something happened.
 
 use chrono::Utc;
-use finance_shared::{ListQuery, MockImportRequest, SummaryQuery};
+use finance_shared::{
+    ErrorBody, ErrorCode, ListQuery, MockImportRequest, SummaryQuery, TrendQuery,
+};
 use ratatui::DefaultTerminal;
 use ratatui::crossterm::event::{self, Event, KeyEventKind};
 use tokio::sync::mpsc;
 
-use crate::api::Client;
-use crate::app::{App, Command, Msg};
+use crate::api::{ApiError, Client};
+use crate::app::{App, Command, FileKind, Msg, View};
 use crate::session::{Session, SessionStore};
 use crate::ui;
 
@@ -132,20 +134,28 @@ fn execute(
                 send(&tx, Msg::Authenticated(result.map(|a| a.value)));
             });
         }
-        Command::Refresh => {
+        Command::Refresh(view) => {
             tokio::spawn(async move {
-                let (summary_query, list_query) = (SummaryQuery::default(), ListQuery::default());
+                let summary_query = SummaryQuery {
+                    from: view.from,
+                    to: view.to,
+                };
+                let list_query = list_query(&view, None);
                 let (summary, page) = tokio::join!(c.summary(&summary_query), c.list(&list_query));
                 let result = summary.and_then(|s| page.map(|p| (s.value, p.value)));
-                send(&tx, Msg::Refreshed(result));
+                send(&tx, Msg::Refreshed(view.generation, result));
             });
         }
         Command::LoadMore { cursor } => {
+            let (from, to) = app.period.range();
+            let view = View {
+                from,
+                to,
+                q: Some(app.search.trim().to_owned()).filter(|q| !q.is_empty()),
+                generation: app.generation,
+            };
             tokio::spawn(async move {
-                let query = ListQuery {
-                    cursor: Some(cursor),
-                    ..Default::default()
-                };
+                let query = list_query(&view, Some(cursor));
                 send(&tx, Msg::MoreLoaded(c.list(&query).await.map(|a| a.value)));
             });
         }
@@ -157,11 +167,82 @@ fn execute(
                 );
             });
         }
+        Command::UpdateExpense { id, update } => {
+            tokio::spawn(async move {
+                let result = c.update_expense(&id.to_string(), &update).await;
+                send(&tx, Msg::Updated(result.map(|a| a.value)));
+            });
+        }
+        Command::DeleteExpense(id) => {
+            tokio::spawn(async move {
+                let result = c.delete_expense(&id.to_string()).await;
+                send(&tx, Msg::Deleted(result.map(|_| id)));
+            });
+        }
+        Command::LoadTrend { end } => {
+            tokio::spawn(async move {
+                let query = TrendQuery {
+                    months: Some(12),
+                    end: Some(end),
+                };
+                send(
+                    &tx,
+                    Msg::TrendLoaded(c.trend(&query).await.map(|a| a.value)),
+                );
+            });
+        }
+        Command::ImportFile {
+            kind,
+            path,
+            mapping,
+        } => {
+            tokio::spawn(async move {
+                let result = match tokio::fs::read(expand_home(&path)).await {
+                    Ok(bytes) => {
+                        let (route, content_type) = match kind {
+                            FileKind::Csv => ("csv", "text/csv"),
+                            FileKind::Ofx => ("ofx", "application/x-ofx"),
+                        };
+                        c.import_file(route, &mapping, content_type, bytes)
+                            .await
+                            .map(|a| a.value)
+                    }
+                    Err(e) => Err(ApiError::Refused {
+                        status: 400,
+                        body: ErrorBody {
+                            error: ErrorCode::BadRequest,
+                            message: format!("cannot read {path}: {e}"),
+                            fields: None,
+                        },
+                    }),
+                };
+                send(&tx, Msg::FileImported(result));
+            });
+        }
         Command::Import => {
             tokio::spawn(async move {
                 let result = c.import_mock(&MockImportRequest::default()).await;
                 send(&tx, Msg::Imported(result.map(|a| a.value)));
             });
         }
+    }
+}
+
+/// The list query of a view, from a cursor.
+fn list_query(view: &View, cursor: Option<String>) -> ListQuery {
+    ListQuery {
+        cursor,
+        from: view.from,
+        to: view.to,
+        q: view.q.clone(),
+        ..ListQuery::default()
+    }
+}
+
+/// `~/x` as the home directory's `x`, as a shell would.
+fn expand_home(path: &str) -> std::path::PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => std::path::Path::new(&home).join(rest),
+        _ => std::path::PathBuf::from(path),
     }
 }

@@ -8,7 +8,10 @@ use ratatui::widgets::{
     Bar, BarChart, Block, Cell, Clear, Paragraph, Row, Table, TableState, Wrap,
 };
 
-use crate::app::{App, EXPENSE_FIELDS, ExpenseForm, LoginField, LoginForm, Overlay, Screen, Tone};
+use crate::app::{
+    App, EXPENSE_FIELDS, ExpenseForm, FileKind, ImportFileForm, LoginField, LoginForm, Overlay,
+    Screen, Tab, Tone,
+};
 
 /// Longest category label in the chart.
 const LABEL_WIDTH: usize = 14;
@@ -16,7 +19,13 @@ const LABEL_WIDTH: usize = 14;
 /// Every key of the dashboard, for the help window and the README.
 pub const KEYS: &[(&str, &str)] = &[
     ("a", "add an expense"),
-    ("i", "import from the bank (mock)"),
+    ("e", "edit the selected expense"),
+    ("d / Del", "delete the selected expense (asks first)"),
+    ("/", "search descriptions and categories as you type"),
+    ("i", "import: mock bank, CSV or OFX file"),
+    ("Tab", "switch between overview and month-by-month trend"),
+    ("[ / ]", "previous / next month"),
+    ("T / A", "this month / all time"),
     ("r", "refresh"),
     ("j / ↓, k / ↑", "move in the table (loads more as you go)"),
     ("PgDn / PgUp", "move ten rows"),
@@ -41,7 +50,79 @@ pub fn render(app: &App, frame: &mut Frame) {
         Overlay::None => {}
         Overlay::Help => render_help(frame, body),
         Overlay::AddExpense(form) => render_form(app, form, frame, body),
+        Overlay::ConfirmDelete(expense) => {
+            let lines = vec![
+                Line::default(),
+                Line::from(format!(
+                    "  {} {} {} {}",
+                    expense.spent_on,
+                    expense.category,
+                    expense.description.as_deref().unwrap_or(""),
+                    expense.amount
+                )),
+                Line::default(),
+                Line::from(Span::styled(
+                    "  y: delete · any other key: keep",
+                    Style::new().fg(Color::DarkGray),
+                )),
+            ];
+            popup(frame, body, " Delete this expense? ", lines, 64);
+        }
+        Overlay::ImportMenu => {
+            let lines = vec![
+                Line::default(),
+                Line::from("  m  mock bank sync"),
+                Line::from("  c  CSV file (a bank export, or finance's own export)"),
+                Line::from("  o  OFX / QFX file"),
+                Line::default(),
+                Line::from(Span::styled(
+                    "  Esc: cancel",
+                    Style::new().fg(Color::DarkGray),
+                )),
+            ];
+            popup(frame, body, " Import from ", lines, 64);
+        }
+        Overlay::ImportFile(form) => render_import_file(form, frame, body),
     }
+}
+
+fn popup(frame: &mut Frame, area: Rect, title: &str, lines: Vec<Line>, width: u16) {
+    let area = centered(area, width, lines.len() as u16 + 2);
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(Block::bordered().title(title))
+            .wrap(Wrap { trim: false }),
+        area,
+    );
+}
+
+fn render_import_file(form: &ImportFileForm, frame: &mut Frame, area: Rect) {
+    let (title, fields): (&str, &[&str]) = match form.kind {
+        FileKind::Csv => (" Import a CSV file ", &["File", "Mapping"]),
+        FileKind::Ofx => (" Import an OFX / QFX file ", &["File"]),
+    };
+    let mut lines = vec![Line::default()];
+    for (i, label) in fields.iter().enumerate() {
+        lines.push(input_line(
+            label,
+            form.values[i].clone(),
+            form.focus == i,
+            None,
+        ));
+    }
+    if form.kind == FileKind::Csv {
+        lines.push(Line::from(Span::styled(
+            "              optional: date=Posting Date; amount=Amount; date_format=%m/%d/%Y",
+            Style::new().fg(Color::DarkGray),
+        )));
+    }
+    lines.push(error_line(&form.error));
+    lines.push(Line::from(Span::styled(
+        "Tab: next field · Enter: import · Esc: cancel",
+        Style::new().fg(Color::DarkGray),
+    )));
+    popup(frame, area, title, lines, 84);
 }
 
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
@@ -129,6 +210,10 @@ fn render_login(form: &LoginForm, server: &str, frame: &mut Frame, area: Rect) {
 }
 
 fn render_dashboard(app: &App, frame: &mut Frame, area: Rect) {
+    if app.tab == Tab::Trend {
+        render_trend(app, frame, area);
+        return;
+    }
     let categories = app.summary.as_ref().map_or(0, |s| s.categories.len()) as u16;
     let chart_height = categories.clamp(1, (area.height / 3).max(3)) + 2;
     let [header, chart, table] = Layout::vertical([
@@ -146,7 +231,7 @@ fn render_dashboard(app: &App, frame: &mut Frame, area: Rect) {
         Span::styled(" finance ", Style::new().bold().reversed()),
         Span::raw(format!(" {}  ", app.email)),
         Span::styled(format!("total {total}"), Style::new().bold()),
-        Span::raw(format!(" · {count} expenses")),
+        Span::raw(format!(" · {count} expenses · {}", app.period.label())),
     ]);
     frame.render_widget(Paragraph::new(header_line), header);
     render_chart(app, frame, chart);
@@ -256,6 +341,91 @@ fn render_table(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_stateful_widget(table, area, &mut state);
 }
 
+fn render_trend(app: &App, frame: &mut Frame, area: Rect) {
+    let [header, chart, table] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Percentage(55),
+        Constraint::Fill(1),
+    ])
+    .areas(area);
+    let header_line = Line::from(vec![
+        Span::styled(" finance ", Style::new().bold().reversed()),
+        Span::raw(format!(" {}  ", app.email)),
+        Span::styled("month by month", Style::new().bold()),
+        Span::raw(format!(" · {}", app.period.label())),
+    ]);
+    frame.render_widget(Paragraph::new(header_line), header);
+    let Some(trend) = &app.trend else {
+        frame.render_widget(
+            Paragraph::new("Loading…")
+                .block(Block::bordered().title(" Spending per month "))
+                .fg(Color::DarkGray),
+            chart,
+        );
+        return;
+    };
+    let selected = match app.period {
+        crate::app::Period::Month(first) => Some(first.format("%Y-%m").to_string()),
+        crate::app::Period::All => None,
+    };
+    let bars: Vec<Bar> = trend
+        .months
+        .iter()
+        .map(|m| {
+            let style = if selected.as_deref() == Some(m.month.as_str()) {
+                Style::new().fg(Color::Yellow)
+            } else {
+                Style::new().fg(Color::Cyan)
+            };
+            Bar::new(u64::try_from(m.total.minor()).unwrap_or(0))
+                .label(Line::from(m.month.get(2..).unwrap_or(&m.month).to_owned()))
+                .text_value(format!("{:.0}", m.total.minor() as f64 / 100.0))
+                .style(style)
+        })
+        .collect();
+    let width = chart.width.saturating_sub(2) / trend.months.len().max(1) as u16;
+    frame.render_widget(
+        BarChart::vertical(bars)
+            .block(Block::bordered().title(format!(
+                " Spending per month, {} to {} ",
+                trend.from, trend.to
+            )))
+            .bar_width(width.saturating_sub(1).max(1))
+            .bar_gap(1),
+        chart,
+    );
+    let rows = trend.months.iter().rev().map(|m| {
+        let top: Vec<String> = m
+            .categories
+            .iter()
+            .take(3)
+            .map(|c| format!("{} {}", c.category, c.total))
+            .collect();
+        Row::new([
+            Cell::from(m.month.clone()),
+            Cell::from(m.count.to_string()),
+            Cell::from(top.join(" · ")),
+            Cell::from(Text::from(m.total.to_string()).alignment(Alignment::Right)),
+        ])
+    });
+    let header =
+        Row::new(["Month", "Count", "Largest categories", "Total"]).style(Style::new().bold());
+    frame.render_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(8),
+                Constraint::Length(6),
+                Constraint::Fill(1),
+                Constraint::Length(14),
+            ],
+        )
+        .header(header)
+        .block(Block::bordered().title(" Months, newest first ")),
+        table,
+    );
+}
+
 fn render_status(app: &App, frame: &mut Frame, area: Rect) {
     let working = if app.in_flight > 0 {
         Span::styled(" ⟳ working… ", Style::new().fg(Color::Yellow).bold())
@@ -268,9 +438,13 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect) {
     };
     let hints = match (&app.screen, &app.overlay) {
         (Screen::Login(_), _) => "",
-        (_, Overlay::AddExpense(_)) => "Tab next · Enter save · Esc cancel",
+        (_, Overlay::AddExpense(_) | Overlay::ImportFile(_)) => {
+            "Tab next · Enter save · Esc cancel"
+        }
         (_, Overlay::Help) => "any key closes",
-        _ => "a add · i import · r refresh · ? help · q quit",
+        (_, Overlay::ConfirmDelete(_) | Overlay::ImportMenu) => "",
+        _ if app.searching => "Enter keep · Esc clear",
+        _ => "a add · e edit · d delete · / search · i import · Tab trend · ? help",
     };
     // Hints give way to the status on a narrow terminal.
     let hints_width = hints.chars().count() as u16 + 1;
@@ -281,13 +455,19 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect) {
     };
     let [left, right] =
         Layout::horizontal([Constraint::Fill(1), Constraint::Length(hints_width)]).areas(area);
-    frame.render_widget(
-        Paragraph::new(Line::from(vec![
-            working,
-            Span::styled(app.status.1.as_str(), style),
-        ])),
-        left,
-    );
+    let mut spans = vec![working];
+    if app.searching || !app.search.is_empty() {
+        spans.push(Span::styled(
+            format!("/{}", app.search),
+            Style::new().fg(Color::Cyan).bold(),
+        ));
+        if app.searching {
+            spans.push(Span::styled("▏", Style::new().fg(Color::Cyan)));
+        }
+        spans.push(Span::raw("  "));
+    }
+    spans.push(Span::styled(app.status.1.as_str(), style));
+    frame.render_widget(Paragraph::new(Line::from(spans)), left);
     frame.render_widget(Paragraph::new(Line::from(hints).fg(Color::DarkGray)), right);
 }
 
@@ -329,10 +509,15 @@ fn render_form(app: &App, form: &ExpenseForm, frame: &mut Frame, area: Rect) {
         "Tab/Shift-Tab: move · →: accept category · Enter: save · Esc: cancel",
         Style::new().fg(Color::DarkGray),
     )));
+    let title = if form.editing.is_some() {
+        " Edit the expense "
+    } else {
+        " Add an expense "
+    };
     let popup = centered(area, 76, lines.len() as u16 + 2);
     frame.render_widget(Clear, popup);
     frame.render_widget(
-        Paragraph::new(lines).block(Block::bordered().title(" Add an expense ")),
+        Paragraph::new(lines).block(Block::bordered().title(title)),
         popup,
     );
 }
@@ -400,13 +585,16 @@ mod tests {
             from: None,
             to: None,
         };
-        app.update(Msg::Refreshed(Ok((
-            summary,
-            ExpensePage {
-                expenses,
-                next_cursor: Some("c".into()),
-            },
-        ))));
+        app.update(Msg::Refreshed(
+            app.generation,
+            Ok((
+                summary,
+                ExpensePage {
+                    expenses,
+                    next_cursor: Some("c".into()),
+                },
+            )),
+        ));
         app
     }
 
@@ -445,13 +633,16 @@ mod tests {
             from: None,
             to: None,
         };
-        app.update(Msg::Refreshed(Ok((
-            summary,
-            ExpensePage {
-                expenses: vec![],
-                next_cursor: None,
-            },
-        ))));
+        app.update(Msg::Refreshed(
+            app.generation,
+            Ok((
+                summary,
+                ExpensePage {
+                    expenses: vec![],
+                    next_cursor: None,
+                },
+            )),
+        ));
         insta::assert_snapshot!(screen(&app));
     }
 
@@ -491,13 +682,16 @@ mod tests {
             from: None,
             to: None,
         };
-        app.update(Msg::Refreshed(Ok((
-            summary,
-            ExpensePage {
-                expenses: vec![],
-                next_cursor: None,
-            },
-        ))));
+        app.update(Msg::Refreshed(
+            app.generation,
+            Ok((
+                summary,
+                ExpensePage {
+                    expenses: vec![],
+                    next_cursor: None,
+                },
+            )),
+        ));
         let screen = screen(&app);
         assert!(screen.contains("5 smaller not shown"), "{screen}");
         insta::assert_snapshot!(screen);
@@ -509,5 +703,71 @@ mod tests {
         let mut terminal = Terminal::new(TestBackend::new(40, 16)).expect("test terminal");
         terminal.draw(|f| render(&app, f)).expect("draw");
         insta::assert_snapshot!(terminal.backend().to_string());
+    }
+    #[test]
+    fn editing_the_selected_row() {
+        let mut app = dashboard();
+        key(&mut app, KeyCode::Down);
+        key(&mut app, KeyCode::Char('e'));
+        insta::assert_snapshot!(screen(&app));
+    }
+
+    #[test]
+    fn delete_asks_first() {
+        let mut app = dashboard();
+        key(&mut app, KeyCode::Char('d'));
+        insta::assert_snapshot!(screen(&app));
+    }
+
+    #[test]
+    fn searching_as_you_type() {
+        let mut app = dashboard();
+        key(&mut app, KeyCode::Char('/'));
+        type_text(&mut app, "purchase 1");
+        insta::assert_snapshot!(screen(&app));
+    }
+
+    #[test]
+    fn import_offers_mock_csv_and_ofx_then_asks_for_the_file() {
+        let mut app = dashboard();
+        key(&mut app, KeyCode::Char('i'));
+        let menu = screen(&app);
+        key(&mut app, KeyCode::Char('c'));
+        type_text(&mut app, "~/Downloads/chase.csv");
+        key(&mut app, KeyCode::Tab);
+        type_text(&mut app, "date=Posting Date; amount=Amount");
+        insta::assert_snapshot!(format!("{menu}\n{}", screen(&app)));
+    }
+
+    #[test]
+    fn trend_tab_month_by_month_with_the_window_highlighted() {
+        let mut app = dashboard();
+        key(&mut app, KeyCode::Char('['));
+        key(&mut app, KeyCode::Char('['));
+        key(&mut app, KeyCode::Tab);
+        let months = (0..12)
+            .map(|i: u32| {
+                let month = NaiveDate::from_ymd_opt(2025, 11, 1)
+                    .and_then(|d| d.checked_add_months(chrono::Months::new(i)))
+                    .expect("month");
+                let total = i64::from(i % 5) * 41_000 + 12_345;
+                finance_shared::MonthTotal {
+                    month: month.format("%Y-%m").to_string(),
+                    total: Money::from_minor(total),
+                    count: u64::from(i) + 3,
+                    categories: vec![CategoryTotal {
+                        category: "Rent".into(),
+                        total: Money::from_minor(total),
+                        count: 1,
+                    }],
+                }
+            })
+            .collect();
+        app.update(Msg::TrendLoaded(Ok(finance_shared::Trend {
+            from: NaiveDate::from_ymd_opt(2025, 11, 1).expect("date"),
+            to: NaiveDate::from_ymd_opt(2026, 10, 31).expect("date"),
+            months,
+        })));
+        insta::assert_snapshot!(screen(&app));
     }
 }
