@@ -840,6 +840,12 @@ impl App {
 
     fn on_dashboard_key(&mut self, key: KeyEvent) -> Vec<Command> {
         match key.code {
+            // Esc first clears a search, then quits.
+            KeyCode::Esc if !self.search.is_empty() => {
+                self.search.clear();
+                self.selected = 0;
+                return self.refresh();
+            }
             KeyCode::Char('q') | KeyCode::Esc => self.should_quit = true,
             KeyCode::Char('?') => self.overlay = Overlay::Help,
             KeyCode::Char('a') => self.overlay = Overlay::AddExpense(ExpenseForm::new(self.today)),

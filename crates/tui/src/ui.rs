@@ -444,7 +444,7 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect) {
         (_, Overlay::Help) => "any key closes",
         (_, Overlay::ConfirmDelete(_) | Overlay::ImportMenu) => "",
         _ if app.searching => "Enter keep · Esc clear",
-        _ => "a add · e edit · d delete · / search · i import · Tab trend · ? help",
+        _ => "a add · e edit · d del · / search · ? help",
     };
     // Hints give way to the status on a narrow terminal.
     let hints_width = hints.chars().count() as u16 + 1;
