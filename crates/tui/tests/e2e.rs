@@ -172,6 +172,8 @@ async fn dashboard_register_add_import_quit() {
     );
 
     tui.keys("i");
+    tui.wait_for("Import from").await;
+    tui.keys("m");
     let screen = tui.wait_for("Imported 20, skipped 0").await;
     let screen = if screen.contains("21 expenses") {
         screen
@@ -179,6 +181,29 @@ async fn dashboard_register_add_import_quit() {
         tui.wait_for("21 expenses").await
     };
     assert!(screen.contains("Weekly shop"));
+
+    // Find the expense, fix its amount, then delete another one.
+    tui.keys("/");
+    tui.type_text("weekly").await;
+    tui.wait_for("Recent expenses (1)").await;
+    tui.keys("\r");
+    tui.keys("e");
+    tui.wait_for("Edit the expense").await;
+    tui.keys("\x7f\x7f\x7f\x7f\x7f");
+    tui.type_text("40.00").await;
+    tui.keys("\r");
+    tui.wait_for("Changed Groceries 40.00").await;
+    tui.keys("\x1b");
+    tui.wait_for("Recent expenses (21)").await;
+    tui.keys("G");
+    tui.keys("d");
+    tui.wait_for("Delete this expense?").await;
+    tui.keys("y");
+    tui.wait_for("20 expenses").await;
+    tui.keys("\t");
+    tui.wait_for("month by month").await;
+    tui.keys("\t");
+    tui.wait_for("Spending by category").await;
 
     tui.keys("?");
     tui.wait_for("log out (forget the stored session)").await;
@@ -202,7 +227,7 @@ async fn dashboard_register_add_import_quit() {
     // A second start goes straight to the dashboard with the stored session.
     let mut again = Tui::spawn(&server.url, &config);
     again.wait_for("dana@example.com").await;
-    again.wait_for("21 expenses").await;
+    again.wait_for("20 expenses").await;
     let session: Value = serde_json::from_str(
         &std::fs::read_to_string(config.join("session.json")).expect("session"),
     )
