@@ -126,6 +126,10 @@ pub struct ListFilter {
     pub search: Option<String>,
 }
 
+/// Transactions written per statement by an import (11 parameters each, well
+/// under either database's limit).
+pub(crate) const IMPORT_BATCH: usize = 500;
+
 /// How long an idempotency key is remembered.
 pub const IDEMPOTENCY_WINDOW_SECS: i64 = 24 * 60 * 60;
 

@@ -1,11 +1,15 @@
 //! PostgreSQL: for deployments with several server instances.
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use finance_shared::{CategoryInfo, Expense, Money, Summary, User};
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Executor, QueryBuilder, Row};
 use uuid::Uuid;
+
+use crate::bank::BankTransaction;
 
 use super::{
     ExpenseInput, ExpensePatch, IDEMPOTENCY_WINDOW_SECS, IdempotencyKey, ImportOutcome,
@@ -61,24 +65,15 @@ fn credentials_from_row(row: &PgRow) -> Result<UserCredentials, sqlx::Error> {
     })
 }
 
-/// Inserts one expense; `false` when an imported transaction was already
-/// there, was deleted after an import, or is an export of an expense the
-/// user still has (`origin`).
+/// Inserts one manual expense.
 async fn insert_expense(
     conn: &mut PgConnection,
     user_id: Uuid,
     expense: &Expense,
-    external_id: Option<&str>,
-    origin: Option<Uuid>,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
         "INSERT INTO expenses (id, user_id, category, category_key, description, description_key, \
-         amount_minor, spent_on, created_at, source, external_id) \
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 \
-         WHERE NOT EXISTS (SELECT 1 FROM deleted_imports \
-                           WHERE user_id = $2 AND source = $10 AND external_id = $11) \
-           AND NOT EXISTS (SELECT 1 FROM expenses WHERE id = $12 AND user_id = $2) \
-         ON CONFLICT (user_id, source, external_id) DO NOTHING",
+         amount_minor, spent_on, created_at, source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(expense.id)
     .bind(user_id)
@@ -90,11 +85,59 @@ async fn insert_expense(
     .bind(expense.spent_on)
     .bind(expense.created_at)
     .bind(&expense.source)
-    .bind(external_id)
-    .bind(origin)
     .execute(&mut *conn)
     .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(())
+}
+
+/// Inserts a batch of imported transactions in one statement, skipping those
+/// already imported, deleted after an import, or exported from an expense the
+/// user still has; returns the ids of the rows written.
+async fn insert_imported(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    rows: &[(Expense, &BankTransaction)],
+) -> Result<HashSet<Uuid>, sqlx::Error> {
+    let mut query = QueryBuilder::<sqlx::Postgres>::new(
+        "INSERT INTO expenses (id, user_id, category, category_key, description, description_key, \
+         amount_minor, spent_on, created_at, source, external_id) \
+         SELECT v.id, ",
+    );
+    query.push_bind(user_id).push(
+        ", v.category, v.category_key, v.description, v.description_key, v.amount_minor, \
+         v.spent_on, v.created_at, v.source, v.external_id FROM (",
+    );
+    query.push_values(rows, |mut row, (e, t)| {
+        row.push_bind(e.id)
+            .push_bind(&e.category)
+            .push_bind(finance_shared::validate::category_key(&e.category))
+            .push_bind(&e.description)
+            .push_bind(e.description.as_deref().map(super::search_key))
+            .push_bind(e.amount.minor())
+            .push_bind(e.spent_on)
+            .push_bind(e.created_at)
+            .push_bind(&e.source)
+            .push_bind(&t.external_id)
+            .push_bind(t.origin);
+    });
+    query
+        .push(
+            ") AS v (id, category, category_key, description, description_key, amount_minor, \
+             spent_on, created_at, source, external_id, origin) \
+             WHERE NOT EXISTS (SELECT 1 FROM deleted_imports d WHERE d.user_id = ",
+        )
+        .push_bind(user_id)
+        .push(
+            " AND d.source = v.source AND d.external_id = v.external_id) \
+             AND NOT EXISTS (SELECT 1 FROM expenses o WHERE o.user_id = ",
+        )
+        .push_bind(user_id)
+        .push(
+            " AND o.id = v.origin) \
+             ON CONFLICT (user_id, source, external_id) DO NOTHING RETURNING id",
+        );
+    let ids: Vec<Uuid> = query.build_query_scalar().fetch_all(&mut *conn).await?;
+    Ok(ids.into_iter().collect())
 }
 
 /// One of the user's expenses, locked for the rest of the transaction.
@@ -337,7 +380,7 @@ impl Store for PgStore {
             source: "manual".to_owned(),
         };
         let mut tx = self.pool.begin().await?;
-        insert_expense(&mut tx, user_id, &expense, None, None).await?;
+        insert_expense(&mut tx, user_id, &expense).await?;
         apply_rollup(&mut tx, user_id, &Rollup::of([&expense])).await?;
         let body = serde_json::to_string(&expense).unwrap_or_default();
         remember(&mut tx, user_id, idempotency, 201, body).await?;
@@ -464,11 +507,17 @@ impl Store for PgStore {
         let created_at = now_micros();
         let mut tx = self.pool.begin().await?;
         let mut imported = Vec::new();
-        for t in request.transactions {
-            let expense = t.to_expense(request.source, created_at);
-            if insert_expense(&mut tx, user_id, &expense, Some(&t.external_id), t.origin).await? {
-                imported.push(expense);
-            }
+        for chunk in request.transactions.chunks(super::IMPORT_BATCH) {
+            let rows: Vec<(Expense, &BankTransaction)> = chunk
+                .iter()
+                .map(|t| (t.to_expense(request.source, created_at), t))
+                .collect();
+            let written = insert_imported(&mut tx, user_id, &rows).await?;
+            imported.extend(
+                rows.into_iter()
+                    .map(|(e, _)| e)
+                    .filter(|e| written.contains(&e.id)),
+            );
         }
         let skipped = (request.transactions.len() - imported.len()) as u64;
         if request.dry_run {
