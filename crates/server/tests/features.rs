@@ -26,10 +26,18 @@ on_every_backend!(
 );
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/bank-files")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+    // The shared fixtures sit beside the checkout; FINANCE_FIXTURES overrides.
+    let dir = std::env::var_os("FINANCE_FIXTURES").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/bank-files"),
+        PathBuf::from,
+    );
+    let path = dir.join(name);
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "fixture {}: {e}; set FINANCE_FIXTURES to the bank-files directory",
+            path.display()
+        )
+    })
 }
 
 fn cents(v: &Value) -> i64 {

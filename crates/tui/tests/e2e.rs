@@ -457,11 +457,17 @@ async fn subcommands_for_scripts() {
 }
 
 fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/bank-files")
-        .join(name)
-        .display()
-        .to_string()
+    let dir = std::env::var_os("FINANCE_FIXTURES").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/bank-files"),
+        std::path::PathBuf::from,
+    );
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "fixture {} is missing; set FINANCE_FIXTURES to the bank-files directory",
+        path.display()
+    );
+    path.display().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
