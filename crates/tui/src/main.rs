@@ -1,15 +1,9 @@
 //! `finance`: the terminal dashboard (no subcommand) and the scripting CLI.
 
-mod api;
-mod app;
-mod cli;
-mod dashboard;
-mod session;
-mod ui;
-
 use std::process::ExitCode;
 
 use clap::Parser;
+use finance_tui::cli;
 
 #[tokio::main]
 async fn main() -> ExitCode {
