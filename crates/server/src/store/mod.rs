@@ -130,6 +130,9 @@ pub struct ListFilter {
 /// under either database's limit).
 pub(crate) const IMPORT_BATCH: usize = 500;
 
+/// Rows of `categories` or `daily_totals` written per statement.
+pub(crate) const ROLLUP_BATCH: usize = 1000;
+
 /// How long an idempotency key is remembered.
 pub const IDEMPOTENCY_WINDOW_SECS: i64 = 24 * 60 * 60;
 

@@ -165,31 +165,35 @@ async fn apply_rollup(
     user_id: Uuid,
     rollup: &Rollup,
 ) -> Result<(), sqlx::Error> {
-    for (key, name) in &rollup.names {
-        sqlx::query(
-            "INSERT INTO categories (user_id, category_key, name) VALUES ($1, $2, $3) \
-             ON CONFLICT (user_id, category_key) DO NOTHING",
-        )
-        .bind(user_id)
-        .bind(key)
-        .bind(name)
-        .execute(&mut *conn)
-        .await?;
+    let names: Vec<_> = rollup.names.iter().collect();
+    for chunk in names.chunks(super::ROLLUP_BATCH) {
+        let mut query = QueryBuilder::<sqlx::Postgres>::new(
+            "INSERT INTO categories (user_id, category_key, name) ",
+        );
+        query.push_values(chunk, |mut row, (key, name)| {
+            row.push_bind(user_id).push_bind(*key).push_bind(*name);
+        });
+        query.push(" ON CONFLICT (user_id, category_key) DO NOTHING");
+        query.build().execute(&mut *conn).await?;
     }
-    for ((day, key), (total, count)) in &rollup.days {
-        sqlx::query(
-            "INSERT INTO daily_totals (user_id, spent_on, category_key, total_minor, count) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, spent_on, category_key) DO UPDATE SET \
+    let days: Vec<_> = rollup.days.iter().collect();
+    for chunk in days.chunks(super::ROLLUP_BATCH) {
+        let mut query = QueryBuilder::<sqlx::Postgres>::new(
+            "INSERT INTO daily_totals (user_id, spent_on, category_key, total_minor, count) ",
+        );
+        query.push_values(chunk, |mut row, ((day, key), (total, count))| {
+            row.push_bind(user_id)
+                .push_bind(*day)
+                .push_bind(key)
+                .push_bind(*total)
+                .push_bind(*count);
+        });
+        query.push(
+            " ON CONFLICT (user_id, spent_on, category_key) DO UPDATE SET \
              total_minor = daily_totals.total_minor + excluded.total_minor, \
              count = daily_totals.count + excluded.count",
-        )
-        .bind(user_id)
-        .bind(day)
-        .bind(key)
-        .bind(total)
-        .bind(count)
-        .execute(&mut *conn)
-        .await?;
+        );
+        query.build().execute(&mut *conn).await?;
     }
     for (day, key) in rollup.shrunk() {
         sqlx::query(
