@@ -113,6 +113,10 @@ pub struct Cli {
     /// Most database connections (readers, on SQLite).
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
     pub database_max_connections: u32,
+
+    /// Password hashes computed at once [default: half the cores, at least one].
+    #[arg(long, env = "PASSWORD_CONCURRENCY")]
+    pub password_concurrency: Option<usize>,
 }
 
 /// Deadlines that keep slow or stuck clients from holding the server.
@@ -159,7 +163,7 @@ pub struct Settings {
     pub jwt_secret: Secret,
     pub token_ttl: Duration,
     pub pool: crate::store::PoolSettings,
-    /// Concurrent password hashes; defaults to the number of cores.
+    /// Concurrent password hashes; defaults to half the cores.
     pub password_concurrency: usize,
     pub login_limits: crate::auth::LoginLimits,
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -210,7 +214,10 @@ impl Cli {
                 max_connections: self.database_max_connections.max(1),
                 ..Default::default()
             },
-            password_concurrency: default_password_concurrency(),
+            password_concurrency: self
+                .password_concurrency
+                .unwrap_or_else(default_password_concurrency)
+                .max(1),
             login_limits: crate::auth::LoginLimits {
                 per_email: self.login_max_failures_per_email.max(1),
                 per_address: self.login_max_failures_per_address.max(1),
@@ -233,9 +240,11 @@ fn parse_proxy(s: &str) -> Result<ipnet::IpNet, String> {
         .map_err(|_| format!("{s:?} is not an IP address or CIDR network"))
 }
 
-/// One hash at a time per core.
+/// Half the cores hash passwords at most: a flood of logins (each hash is
+/// 19 MiB and tens of milliseconds of CPU) leaves the other half to every
+/// other request.
 pub fn default_password_concurrency() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 /// The platform's data directory (`~/.local/share/finance` on Linux).
