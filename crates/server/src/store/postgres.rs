@@ -531,8 +531,11 @@ impl Store for PgStore {
         if !imported.is_empty() {
             apply_rollup(&mut tx, user_id, &Rollup::of(&imported)).await?;
         }
-        let body = (request.body)(&imported, skipped);
-        remember(&mut tx, user_id, request.idempotency, 201, body).await?;
+        // The response is only kept (and so only built here) for a key.
+        if request.idempotency.is_some() {
+            let body = (request.body)(&imported, skipped);
+            remember(&mut tx, user_id, request.idempotency, 201, body).await?;
+        }
         tx.commit().await?;
         Ok(ImportOutcome { imported, skipped })
     }

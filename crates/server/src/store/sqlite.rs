@@ -26,6 +26,9 @@ use super::{
     StoredResponse, UserCredentials, expense_columns, now_micros, summary_from_rows,
 };
 
+/// The writer's page cache: 32 MiB (negative: KiB, as SQLite takes it).
+const WRITER_CACHE_KIB: &str = "-32768";
+
 /// The SQLite store.
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -41,10 +44,18 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(std::time::Duration::from_secs(5));
+        // The writer gets a larger page cache, and statement journals in
+        // memory: a large import then neither spills pages to the WAL
+        // mid-transaction nor writes a temporary file per statement.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(pool.acquire_timeout)
-            .connect_with(options.clone())
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("cache_size", WRITER_CACHE_KIB)
+                    .pragma("temp_store", "memory"),
+            )
             .await?;
         sqlx::migrate!("../../migrations/sqlite")
             .run(&writer)
@@ -554,8 +565,11 @@ impl Store for SqliteStore {
         if !imported.is_empty() {
             apply_rollup(&mut tx, user_id, &Rollup::of(&imported)).await?;
         }
-        let body = (request.body)(&imported, skipped);
-        remember(&mut tx, user_id, request.idempotency, 201, body).await?;
+        // The response is only kept (and so only built here) for a key.
+        if request.idempotency.is_some() {
+            let body = (request.body)(&imported, skipped);
+            remember(&mut tx, user_id, request.idempotency, 201, body).await?;
+        }
         tx.commit().await?;
         Ok(ImportOutcome { imported, skipped })
     }
