@@ -448,3 +448,63 @@ async fn redis_down_at_start_degrades_then_recovers() {
     assert!(hit, "the cache starts working once Redis appears");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_server_per_sqlite_file_and_logouts_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let client = reqwest::Client::new();
+    let server = Process::start(dir.path()).await;
+    let token = register(&client, &server.base).await;
+    let status = |res: reqwest::Result<reqwest::Response>| res.expect("request").status();
+    let me = |base: &str, token: &str| {
+        client
+            .get(format!("{base}/api/auth/me"))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(status(me(&server.base, &token).await), StatusCode::OK);
+    let logout = client
+        .post(format!("{}/api/auth/logout", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await;
+    assert_eq!(status(logout), StatusCode::NO_CONTENT);
+    assert_eq!(
+        status(me(&server.base, &token).await),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // A second server on the same file would not see the first one's writes
+    // in its memory: it refuses to start, and says why.
+    let second = tokio::process::Command::new(env!("CARGO_BIN_EXE_finance-server"))
+        .env("DATA_DIR", dir.path())
+        .env("BIND", format!("127.0.0.1:{}", common::spare_port()))
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .output();
+    let second = tokio::time::timeout(Duration::from_secs(30), second)
+        .await
+        .expect("the second server gives up")
+        .expect("run finance-server");
+    assert!(!second.status.success(), "a second server must not start");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("in use by another finance-server process"),
+        "the reason is given: {stderr}"
+    );
+    assert_eq!(
+        status(me(&server.base, &token).await),
+        StatusCode::UNAUTHORIZED
+    );
+
+    server.signal("-TERM");
+    assert!(server.wait().await.success());
+    let restarted = Process::start(dir.path()).await;
+    assert_eq!(
+        status(me(&restarted.base, &token).await),
+        StatusCode::UNAUTHORIZED,
+        "a logged-out token stays refused after a restart"
+    );
+    restarted.signal("-TERM");
+    restarted.wait().await;
+}

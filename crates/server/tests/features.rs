@@ -23,6 +23,7 @@ on_every_backend!(
     csv_identical_rows_are_distinct_expenses_imported_once,
     csv_bad_lines_are_reported_and_strict_imports_nothing,
     csv_reads_a_bom_legacy_bytes_and_multipart,
+    listed_pages_are_cached_and_every_write_shows_at_once,
 );
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -836,4 +837,51 @@ async fn csv_reads_a_bom_legacy_bytes_and_multipart(backend: Backend) {
         reply.body
     );
     assert_eq!(reply.body["expenses"][0]["spent_on"], "2026-11-04");
+}
+
+async fn listed_pages_are_cached_and_every_write_shows_at_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.new_user().await;
+    let other = app.new_user().await;
+    let first = app.add(&token, "Food", json!("4.10"), "2026-10-01").await;
+    let amounts = |reply: &common::Reply| -> Vec<String> {
+        reply.body["expenses"]
+            .as_array()
+            .expect("expenses")
+            .iter()
+            .map(|e| e["amount"].as_str().expect("amount").to_owned())
+            .collect()
+    };
+    let page = app.get("/api/expenses?limit=50", &token).await;
+    assert_eq!(page.header("x-cache"), Some("miss"));
+    let again = app.get("/api/expenses?limit=50", &token).await;
+    assert_eq!(again.header("x-cache"), Some("hit"));
+    assert_eq!(again.body, page.body);
+    // Another page shape, or another user, is another entry.
+    let small = app.get("/api/expenses?limit=1&category=food", &token).await;
+    assert_eq!(small.header("x-cache"), Some("miss"));
+    let theirs = app.get("/api/expenses?limit=50", &other).await;
+    assert_eq!(theirs.body["expenses"], json!([]));
+
+    app.add(&token, "Rent", json!("900"), "2026-10-02").await;
+    let after_add = app.get("/api/expenses?limit=50", &token).await;
+    assert_eq!(amounts(&after_add), ["900.00", "4.10"]);
+    let path = format!("/api/expenses/{}", first["id"].as_str().expect("id"));
+    app.patch(&path, &token, json!({"amount": "5.20"})).await;
+    let after_edit = app.get("/api/expenses?limit=50", &token).await;
+    assert_eq!(amounts(&after_edit), ["900.00", "5.20"]);
+    app.delete(&path, &token).await;
+    let after_delete = app.get("/api/expenses?limit=50", &token).await;
+    assert_eq!(amounts(&after_delete), ["900.00"]);
+    let renamed = app
+        .post(
+            "/api/categories/rename",
+            Some(&token),
+            json!({"from": "Rent", "to": "Housing"}),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK);
+    let after_rename = app.get("/api/expenses?limit=50", &token).await;
+    assert_eq!(after_rename.body["expenses"][0]["category"], "Housing");
+    assert_eq!(after_rename.header("x-cache"), Some("miss"));
 }

@@ -80,6 +80,17 @@ impl SummaryCache {
         format!("trend:{user}:{version}:{from}:{to}")
     }
 
+    /// The cache key of a page of a user's expenses at a data version;
+    /// `shape` is what selects the page (filters, cursor, size).
+    pub fn list_key(user: Uuid, version: i64, shape: &[u8]) -> String {
+        use sha2::{Digest, Sha256};
+        let digest: String = Sha256::digest(shape)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("list:{user}:{version}:{digest}")
+    }
+
     /// The cached value under `key`, or the one `compute` makes (stored for the next reader).
     pub async fn get_or_compute<E, F, Fut>(
         &self,

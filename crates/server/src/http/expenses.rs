@@ -232,7 +232,8 @@ pub async fn delete(
     security(("bearer" = [])),
     params(ListQuery),
     responses(
-        (status = 200, description = "Newest first (spent_on, created_at, id)", body = ExpensePage),
+        (status = 200, description = "Newest first (spent_on, created_at, id)", body = ExpensePage,
+            headers(("X-Cache" = String, description = "`hit` or `miss`"))),
         (status = 400, description = "Bad query string (limit out of range, bad date or cursor)", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
@@ -242,7 +243,7 @@ pub async fn list(
     State(state): State<AppState>,
     auth: AuthUser,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<ExpensePage>, ApiError> {
+) -> Result<Response, ApiError> {
     let limit = query.limit.unwrap_or(LIST_LIMIT_DEFAULT);
     if !(1..=LIST_LIMIT_MAX).contains(&limit) {
         return Err(ApiError::BadRequest(format!(
@@ -278,19 +279,40 @@ pub async fn list(
         return Ok(Json(ExpensePage {
             expenses: Vec::new(),
             next_cursor: None,
-        }));
+        })
+        .into_response());
     }
-    let mut expenses = state.store.list_expenses(auth.id, &filter).await?;
-    let next_cursor = if expenses.len() > limit as usize {
-        expenses.truncate(limit as usize);
-        expenses.last().map(|e| Cursor::after(e).encode())
-    } else {
-        None
-    };
-    Ok(Json(ExpensePage {
-        expenses,
-        next_cursor,
-    }))
+    // Pages are cached like summaries, under the user's data version: the
+    // dashboard and scripts that poll the newest page are served from memory.
+    let shape = serde_json::to_vec(&(
+        limit,
+        query.cursor.as_deref().filter(|c| !c.is_empty()),
+        &filter.category_key,
+        filter.from,
+        filter.to,
+        &filter.search,
+    ))
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    let key = SummaryCache::list_key(auth.id, auth.data_version, &shape);
+    let (body, outcome) = state
+        .summaries
+        .get_or_compute(key, || async {
+            let mut expenses = state.store.list_expenses(auth.id, &filter).await?;
+            let next_cursor = if expenses.len() > limit as usize {
+                expenses.truncate(limit as usize);
+                expenses.last().map(|e| Cursor::after(e).encode())
+            } else {
+                None
+            };
+            serde_json::to_vec(&ExpensePage {
+                expenses,
+                next_cursor,
+            })
+            .map(Into::into)
+            .map_err(|e| ApiError::Internal(e.into()))
+        })
+        .await?;
+    Ok(cached_json(body, outcome))
 }
 
 /// `GET /api/expenses/summary`, served from the cache when it can be.

@@ -2,6 +2,7 @@
 
 mod cursor;
 mod postgres;
+mod sessions;
 mod sqlite;
 
 use std::collections::BTreeMap;

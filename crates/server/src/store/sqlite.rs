@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate};
@@ -20,6 +21,7 @@ use uuid::Uuid;
 
 use crate::bank::BankTransaction;
 
+use super::sessions::{Sessions, UserState};
 use super::{
     ExpenseInput, ExpensePatch, IDEMPOTENCY_WINDOW_SECS, IdempotencyKey, ImportOutcome,
     ImportRequest, ListFilter, PoolSettings, Rollup, SessionState, Store, StoreError,
@@ -33,6 +35,9 @@ const WRITER_CACHE_KIB: &str = "-32768";
 pub struct SqliteStore {
     writer: SqlitePool,
     readers: SqlitePool,
+    sessions: Arc<Sessions>,
+    /// Held locked while the store is open: one server per database file.
+    _lock: Option<std::fs::File>,
 }
 
 impl SqliteStore {
@@ -57,6 +62,12 @@ impl SqliteStore {
                     .pragma("temp_store", "memory"),
             )
             .await?;
+        // Token state is kept in memory (see `sessions`), which is only
+        // right while this process is the file's one writer.
+        let lock = match options.get_filename() {
+            path if path.as_os_str().is_empty() || path == std::path::Path::new(":memory:") => None,
+            path => Some(lock_file(path)?),
+        };
         sqlx::migrate!("../../migrations/sqlite")
             .run(&writer)
             .await?;
@@ -65,11 +76,48 @@ impl SqliteStore {
             .acquire_timeout(pool.acquire_timeout)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(SqliteStore { writer, readers })
+        let now = chrono::Utc::now().timestamp();
+        let revoked: Vec<(Uuid, i64)> =
+            sqlx::query_as("SELECT jti, expires_at FROM revoked_tokens WHERE expires_at >= ?")
+                .bind(now)
+                .fetch_all(&readers)
+                .await?;
+        Ok(SqliteStore {
+            writer,
+            readers,
+            sessions: Sessions::new(revoked),
+            _lock: lock,
+        })
+    }
+
+    /// Runs a write of the user's, forgetting their token state when it ends.
+    async fn write<T>(
+        &self,
+        user_id: Uuid,
+        write: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let guard = self.sessions.write_guard(user_id, &self.writer);
+        let result = write.await;
+        guard.end();
+        result
     }
 
     async fn begin_write(&self) -> Result<Transaction<'static, sqlx::Sqlite>, StoreError> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+/// Locks the database file for this process, or says who holds it.
+fn lock_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new().read(true).open(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "{} is in use by another finance-server process: a SQLite database has one server \
+             (run several instances on PostgreSQL)",
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
     }
 }
 
@@ -352,20 +400,32 @@ impl Store for SqliteStore {
         user_id: Uuid,
         jti: Uuid,
     ) -> Result<Option<SessionState>, StoreError> {
-        let row: Option<(i64, i64, bool)> = sqlx::query_as(
-            "SELECT token_generation, data_version, EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?) FROM users WHERE id = ?",
-        )
-        .bind(jti)
-        .bind(user_id)
-        .fetch_optional(&self.readers)
-        .await?;
-        Ok(
-            row.map(|(token_generation, data_version, revoked)| SessionState {
-                token_generation,
-                revoked,
-                data_version,
-            }),
-        )
+        let revoked = self.sessions.is_revoked(jti);
+        let state = match self.sessions.user(user_id) {
+            Some(state) => state,
+            None => {
+                let mark = self.sessions.mark();
+                let row: Option<(i64, i64)> =
+                    sqlx::query_as("SELECT token_generation, data_version FROM users WHERE id = ?")
+                        .bind(user_id)
+                        .fetch_optional(&self.readers)
+                        .await?;
+                let Some((token_generation, data_version)) = row else {
+                    return Ok(None);
+                };
+                let state = UserState {
+                    token_generation,
+                    data_version,
+                };
+                self.sessions.remember(user_id, state, mark);
+                state
+            }
+        };
+        Ok(Some(SessionState {
+            token_generation: state.token_generation,
+            revoked,
+            data_version: state.data_version,
+        }))
     }
 
     async fn revoke_token(
@@ -374,6 +434,8 @@ impl Store for SqliteStore {
         jti: Uuid,
         expires_at: i64,
     ) -> Result<(), StoreError> {
+        // Refused here before the commit: a logout cut short still holds.
+        self.sessions.revoke(jti, expires_at);
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO revoked_tokens (jti, user_id, expires_at) VALUES (?, ?, ?) ON CONFLICT (jti) DO NOTHING",
@@ -393,6 +455,7 @@ impl Store for SqliteStore {
     }
 
     async fn change_password(&self, user_id: Uuid, password_hash: &str) -> Result<i64, StoreError> {
+        self.write(user_id, async {
         let mut tx = self.begin_write().await?;
         let generation: i64 = sqlx::query_scalar(
             "UPDATE users SET password_hash = ?, token_generation = token_generation + 1 WHERE id = ? RETURNING token_generation",
@@ -403,6 +466,8 @@ impl Store for SqliteStore {
         .await?;
         tx.commit().await?;
         Ok(generation)
+        })
+        .await
     }
 
     async fn create_expense(
@@ -420,13 +485,16 @@ impl Store for SqliteStore {
             created_at: now_micros(),
             source: "manual".to_owned(),
         };
-        let mut tx = self.begin_write().await?;
-        insert_expense(&mut tx, user_id, &expense).await?;
-        apply_rollup(&mut tx, user_id, &Rollup::of([&expense])).await?;
-        let body = serde_json::to_string(&expense).unwrap_or_default();
-        remember(&mut tx, user_id, idempotency, 201, body).await?;
-        tx.commit().await?;
-        Ok(expense)
+        self.write(user_id, async {
+            let mut tx = self.begin_write().await?;
+            insert_expense(&mut tx, user_id, &expense).await?;
+            apply_rollup(&mut tx, user_id, &Rollup::of([&expense])).await?;
+            let body = serde_json::to_string(&expense).unwrap_or_default();
+            remember(&mut tx, user_id, idempotency, 201, body).await?;
+            tx.commit().await?;
+            Ok(expense)
+        })
+        .await
     }
 
     async fn idempotent_response(
@@ -543,35 +611,38 @@ impl Store for SqliteStore {
         request: ImportRequest<'_>,
     ) -> Result<ImportOutcome, StoreError> {
         let created_at = now_micros();
-        let mut tx = self.begin_write().await?;
-        let mut imported = Vec::new();
-        for chunk in request.transactions.chunks(super::IMPORT_BATCH) {
-            let rows: Vec<(Expense, &BankTransaction)> = chunk
-                .iter()
-                .map(|t| (t.to_expense(request.source, created_at), t))
-                .collect();
-            let written = insert_imported(&mut tx, user_id, &rows).await?;
-            imported.extend(
-                rows.into_iter()
-                    .map(|(e, _)| e)
-                    .filter(|e| written.contains(&e.id)),
-            );
-        }
-        let skipped = (request.transactions.len() - imported.len()) as u64;
-        if request.dry_run {
-            tx.rollback().await?;
-            return Ok(ImportOutcome { imported, skipped });
-        }
-        if !imported.is_empty() {
-            apply_rollup(&mut tx, user_id, &Rollup::of(&imported)).await?;
-        }
-        // The response is only kept (and so only built here) for a key.
-        if request.idempotency.is_some() {
-            let body = (request.body)(&imported, skipped);
-            remember(&mut tx, user_id, request.idempotency, 201, body).await?;
-        }
-        tx.commit().await?;
-        Ok(ImportOutcome { imported, skipped })
+        self.write(user_id, async {
+            let mut tx = self.begin_write().await?;
+            let mut imported = Vec::new();
+            for chunk in request.transactions.chunks(super::IMPORT_BATCH) {
+                let rows: Vec<(Expense, &BankTransaction)> = chunk
+                    .iter()
+                    .map(|t| (t.to_expense(request.source, created_at), t))
+                    .collect();
+                let written = insert_imported(&mut tx, user_id, &rows).await?;
+                imported.extend(
+                    rows.into_iter()
+                        .map(|(e, _)| e)
+                        .filter(|e| written.contains(&e.id)),
+                );
+            }
+            let skipped = (request.transactions.len() - imported.len()) as u64;
+            if request.dry_run {
+                tx.rollback().await?;
+                return Ok(ImportOutcome { imported, skipped });
+            }
+            if !imported.is_empty() {
+                apply_rollup(&mut tx, user_id, &Rollup::of(&imported)).await?;
+            }
+            // The response is only kept (and so only built here) for a key.
+            if request.idempotency.is_some() {
+                let body = (request.body)(&imported, skipped);
+                remember(&mut tx, user_id, request.idempotency, 201, body).await?;
+            }
+            tx.commit().await?;
+            Ok(ImportOutcome { imported, skipped })
+        })
+        .await
     }
 
     async fn update_expense(
@@ -580,6 +651,7 @@ impl Store for SqliteStore {
         id: Uuid,
         patch: &ExpensePatch,
     ) -> Result<Option<Expense>, StoreError> {
+        self.write(user_id, async {
         let mut tx = self.begin_write().await?;
         let Some((old, _)) = expense_in(&mut tx, user_id, id).await? else {
             return Ok(None);
@@ -602,9 +674,12 @@ impl Store for SqliteStore {
         apply_rollup(&mut tx, user_id, &Rollup::change(Some(&old), Some(&new))).await?;
         tx.commit().await?;
         Ok(Some(new))
+        })
+        .await
     }
 
     async fn delete_expense(&self, user_id: Uuid, id: Uuid) -> Result<bool, StoreError> {
+        self.write(user_id, async {
         let mut tx = self.begin_write().await?;
         let Some((old, external_id)) = expense_in(&mut tx, user_id, id).await? else {
             return Ok(false);
@@ -629,6 +704,8 @@ impl Store for SqliteStore {
         apply_rollup(&mut tx, user_id, &Rollup::change(Some(&old), None)).await?;
         tx.commit().await?;
         Ok(true)
+        })
+        .await
     }
 
     async fn categories(&self, user_id: Uuid) -> Result<Vec<CategoryInfo>, StoreError> {
@@ -653,6 +730,7 @@ impl Store for SqliteStore {
     ) -> Result<Option<u64>, StoreError> {
         let from_key = finance_shared::validate::category_key(from);
         let to_key = finance_shared::validate::category_key(to);
+        self.write(user_id, async {
         let mut tx = self.begin_write().await?;
         let moved = sqlx::query(
             "UPDATE expenses SET category = ?, category_key = ? WHERE user_id = ? AND category_key = ?",
@@ -707,6 +785,8 @@ impl Store for SqliteStore {
             .await?;
         tx.commit().await?;
         Ok(Some(moved))
+        })
+        .await
     }
 
     async fn monthly_totals(
