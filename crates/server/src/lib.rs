@@ -35,8 +35,8 @@ pub struct AppState {
     pub limits: config::ServerLimits,
 }
 
-/// Most summaries the in-process cache holds.
-const MEMORY_CACHE_CAPACITY: u64 = 100_000;
+/// Most bytes (keys and bodies) the in-process cache holds.
+const MEMORY_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
 impl AppState {
     /// Connects to the database (applying migrations) and sets up the cache.
@@ -60,7 +60,7 @@ impl AppState {
             }
             None => {
                 tracing::info!("cache: in-process (set REDIS_URL to share one between instances)");
-                Arc::new(MemoryCache::new(settings.cache_ttl, MEMORY_CACHE_CAPACITY))
+                Arc::new(MemoryCache::new(settings.cache_ttl, MEMORY_CACHE_BYTES))
             }
         };
         Ok(AppState {

@@ -13,12 +13,15 @@ pub struct MemoryCache {
 }
 
 impl MemoryCache {
-    /// Holds at most `capacity` entries, each for `ttl`.
-    pub fn new(ttl: Duration, capacity: u64) -> Self {
+    /// Holds entries of at most `bytes` in all (keys and values), each for `ttl`.
+    pub fn new(ttl: Duration, bytes: u64) -> Self {
         MemoryCache {
             entries: moka::future::Cache::builder()
                 .time_to_live(ttl)
-                .max_capacity(capacity)
+                .weigher(|key: &String, value: &Bytes| {
+                    u32::try_from(key.len() + value.len()).unwrap_or(u32::MAX)
+                })
+                .max_capacity(bytes)
                 .build(),
         }
     }
