@@ -24,6 +24,7 @@ on_every_backend!(
     csv_bad_lines_are_reported_and_strict_imports_nothing,
     csv_reads_a_bom_legacy_bytes_and_multipart,
     listed_pages_are_cached_and_every_write_shows_at_once,
+    summary_of_any_range_adds_up_its_days_and_months,
 );
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -884,4 +885,100 @@ async fn listed_pages_are_cached_and_every_write_shows_at_once(backend: Backend)
     let after_rename = app.get("/api/expenses?limit=50", &token).await;
     assert_eq!(after_rename.body["expenses"][0]["category"], "Housing");
     assert_eq!(after_rename.header("x-cache"), Some("miss"));
+}
+
+async fn summary_of_any_range_adds_up_its_days_and_months(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.new_user().await;
+    // (day, category, cents): month edges, a leap day, two years.
+    let mut kept: Vec<(&str, &str, i64)> = Vec::new();
+    let days = [
+        "2024-02-28",
+        "2024-02-29",
+        "2024-03-01",
+        "2025-12-31",
+        "2026-01-01",
+        "2026-01-15",
+        "2026-01-31",
+        "2026-02-01",
+        "2026-02-27",
+        "2026-03-31",
+        "2026-04-01",
+    ];
+    let mut doomed = Vec::new();
+    for (i, day) in days.iter().enumerate() {
+        let category = ["Food", "Rent", "Travel"][i % 3];
+        let cents = 100 * (i as i64 + 1) + 7;
+        let amount = format!("{}.{:02}", cents / 100, cents % 100);
+        let created = app.add(&token, category, json!(amount), day).await;
+        if i % 4 == 3 {
+            doomed.push(created["id"].as_str().expect("id").to_owned());
+        } else {
+            kept.push((day, category, cents));
+        }
+    }
+    for id in &doomed {
+        let gone = app.delete(&format!("/api/expenses/{id}"), &token).await;
+        assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    }
+    let renamed = app
+        .post(
+            "/api/categories/rename",
+            Some(&token),
+            json!({"from": "Travel", "to": "Food"}),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK);
+    let bounds = [
+        None,
+        Some("2024-02-29"),
+        Some("2024-03-01"),
+        Some("2025-12-31"),
+        Some("2026-01-01"),
+        Some("2026-01-16"),
+        Some("2026-01-31"),
+        Some("2026-02-28"),
+        Some("2026-04-01"),
+    ];
+    for from in bounds {
+        for to in bounds {
+            let mut query = Vec::new();
+            if let Some(f) = from {
+                query.push(format!("from={f}"));
+            }
+            if let Some(t) = to {
+                query.push(format!("to={t}"));
+            }
+            let query = if query.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", query.join("&"))
+            };
+            if from.zip(to).is_some_and(|(f, t)| f > t) {
+                continue;
+            }
+            let summary = app.summary(&token, &query).await;
+            let inside: Vec<_> = kept
+                .iter()
+                .filter(|(d, _, _)| from.is_none_or(|f| *d >= f) && to.is_none_or(|t| *d <= t))
+                .collect();
+            let cents: i64 = inside.iter().map(|(_, _, c)| c).sum();
+            let total = format!("{}.{:02}", cents / 100, cents % 100);
+            assert_eq!(summary.body["total"], total, "total of {query}");
+            assert_eq!(summary.body["count"], inside.len(), "count of {query}");
+            let rent: i64 = inside
+                .iter()
+                .filter(|(_, c, _)| *c == "Rent")
+                .map(|(_, _, c)| c)
+                .sum();
+            let listed = summary.body["categories"]
+                .as_array()
+                .expect("categories")
+                .iter()
+                .find(|c| c["category"] == "Rent")
+                .map(|c| c["total"].clone());
+            let expected = (rent > 0).then(|| json!(format!("{}.{:02}", rent / 100, rent % 100)));
+            assert_eq!(listed, expected, "Rent of {query}");
+        }
+    }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use finance_shared::{CategoryInfo, CategoryTotal, Expense, Money, MonthTotal, Summary, User};
 use uuid::Uuid;
 
@@ -343,6 +343,8 @@ pub(crate) struct Rollup {
     pub names: BTreeMap<String, String>,
     /// (day, category key) -> (total, count).
     pub days: BTreeMap<(NaiveDate, String), (i64, i64)>,
+    /// (first day of the month, category key) -> (total, count).
+    pub months: BTreeMap<(NaiveDate, String), (i64, i64)>,
 }
 
 impl Rollup {
@@ -374,17 +376,93 @@ impl Rollup {
                 .entry(key.clone())
                 .or_insert_with(|| e.category.clone());
         }
-        let day = self.days.entry((e.spent_on, key)).or_default();
-        day.0 += sign * e.amount.minor();
-        day.1 += sign;
+        for (period, totals) in [
+            (e.spent_on, &mut self.days),
+            (first_of_month(e.spent_on), &mut self.months),
+        ] {
+            let row = totals.entry((period, key.clone())).or_default();
+            row.0 += sign * e.amount.minor();
+            row.1 += sign;
+        }
     }
 
     /// Days and categories that lost expenses: their rows may have reached zero.
     pub fn shrunk(&self) -> impl Iterator<Item = &(NaiveDate, String)> {
-        self.days
-            .iter()
-            .filter(|(_, (_, count))| *count < 0)
-            .map(|(k, _)| k)
+        shrunk(&self.days)
+    }
+
+    /// Months and categories that lost expenses.
+    pub fn shrunk_months(&self) -> impl Iterator<Item = &(NaiveDate, String)> {
+        shrunk(&self.months)
+    }
+}
+
+fn shrunk(
+    totals: &BTreeMap<(NaiveDate, String), (i64, i64)>,
+) -> impl Iterator<Item = &(NaiveDate, String)> {
+    totals
+        .iter()
+        .filter(|(_, (_, count))| *count < 0)
+        .map(|(k, _)| k)
+}
+
+pub(crate) fn first_of_month(day: NaiveDate) -> NaiveDate {
+    day.with_day(1).unwrap_or(day)
+}
+
+/// How a summary over `from..=to` reads the rollups: whole months from
+/// `monthly_totals` (`months`, end exclusive), and the days before and after
+/// them from `daily_totals` (`head` and `tail`, inclusive). Its cost follows
+/// the number of months and categories, whatever the length of the history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SummarySpans {
+    pub head: (NaiveDate, NaiveDate),
+    pub months: (NaiveDate, NaiveDate),
+    pub tail: (NaiveDate, NaiveDate),
+}
+
+impl SummarySpans {
+    pub fn new(from: Option<NaiveDate>, to: Option<NaiveDate>) -> Self {
+        let earliest = NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or(NaiveDate::MIN);
+        let latest = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(NaiveDate::MAX);
+        let next_month = |d: NaiveDate| {
+            first_of_month(d)
+                .checked_add_months(chrono::Months::new(1))
+                .unwrap_or(latest)
+        };
+        let (lo, hi) = (from.unwrap_or(earliest), to.unwrap_or(latest));
+        // Whole months: from the first month starting on or after `lo`, up to
+        // the month after the last one ending on or before `hi`.
+        let start = if first_of_month(lo) == lo {
+            lo
+        } else {
+            next_month(lo)
+        };
+        // (Dates stay within years 1 to 9999: SQLite compares them as text.)
+        let end = if hi == latest {
+            latest
+        } else if next_month(hi).pred_opt() == Some(hi) {
+            next_month(hi)
+        } else {
+            first_of_month(hi)
+        };
+        let empty = (latest, earliest);
+        if start >= end {
+            return SummarySpans {
+                head: (lo, hi),
+                months: (earliest, earliest),
+                tail: empty,
+            };
+        }
+        SummarySpans {
+            head: start.pred_opt().map_or(empty, |last| (lo, last)),
+            months: (start, end),
+            tail: if end > hi || hi == latest {
+                empty
+            } else {
+                (end, hi)
+            },
+        }
     }
 }
 
@@ -483,3 +561,60 @@ macro_rules! expense_columns {
     };
 }
 pub(crate) use expense_columns;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().expect("date")
+    }
+
+    /// Every day of 2023..2027 lands in exactly one span for a range.
+    fn covers_once(from: Option<NaiveDate>, to: Option<NaiveDate>) {
+        let spans = SummarySpans::new(from, to);
+        let mut d = day("2023-01-01");
+        while d < day("2027-01-01") {
+            let wanted = from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t);
+            let hits = [spans.head, spans.tail]
+                .iter()
+                .filter(|(lo, hi)| d >= *lo && d <= *hi)
+                .count()
+                + usize::from(
+                    first_of_month(d) >= spans.months.0 && first_of_month(d) < spans.months.1,
+                );
+            let month_whole =
+                first_of_month(d) >= spans.months.0 && first_of_month(d) < spans.months.1;
+            assert_eq!(
+                hits,
+                usize::from(wanted),
+                "{d} for {from:?}..{to:?}: {spans:?}"
+            );
+            if month_whole {
+                assert!(
+                    from.is_none_or(|f| first_of_month(d) >= f),
+                    "{d}: a month starting before from"
+                );
+            }
+            d = d.succ_opt().expect("next day");
+        }
+    }
+
+    #[test]
+    fn summary_spans_cover_every_day_of_a_range_once() {
+        let dates = [
+            None,
+            Some(day("2024-01-01")),
+            Some(day("2024-01-15")),
+            Some(day("2024-01-31")),
+            Some(day("2024-02-29")),
+            Some(day("2024-03-01")),
+            Some(day("2025-06-30")),
+        ];
+        for from in dates {
+            for to in dates {
+                covers_once(from, to);
+            }
+        }
+    }
+}

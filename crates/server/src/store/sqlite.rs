@@ -25,7 +25,7 @@ use super::sessions::{Sessions, UserState};
 use super::{
     ExpenseInput, ExpensePatch, IDEMPOTENCY_WINDOW_SECS, IdempotencyKey, ImportOutcome,
     ImportRequest, ListFilter, PoolSettings, Rollup, SessionState, Store, StoreError,
-    StoredResponse, UserCredentials, expense_columns, now_micros, summary_from_rows,
+    StoredResponse, SummarySpans, UserCredentials, expense_columns, now_micros, summary_from_rows,
 };
 
 /// The writer's page cache: 32 MiB (negative: KiB, as SQLite takes it).
@@ -261,24 +261,32 @@ async fn apply_rollup(
         query.push(" ON CONFLICT (user_id, category_key) DO NOTHING");
         query.build().execute(&mut *conn).await?;
     }
-    let days: Vec<_> = rollup.days.iter().collect();
-    for chunk in days.chunks(super::ROLLUP_BATCH) {
-        let mut query = QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO daily_totals (user_id, spent_on, category_key, total_minor, count) ",
-        );
-        query.push_values(chunk, |mut row, ((day, key), (total, count))| {
-            row.push_bind(user_id)
-                .push_bind(*day)
-                .push_bind(key)
-                .push_bind(*total)
-                .push_bind(*count);
-        });
-        query.push(
-            " ON CONFLICT (user_id, spent_on, category_key) DO UPDATE SET \
-             total_minor = daily_totals.total_minor + excluded.total_minor, \
-             count = daily_totals.count + excluded.count",
-        );
-        query.build().execute(&mut *conn).await?;
+    for (totals, monthly) in [(&rollup.days, false), (&rollup.months, true)] {
+        let rows: Vec<_> = totals.iter().collect();
+        for chunk in rows.chunks(super::ROLLUP_BATCH) {
+            let mut query = QueryBuilder::<sqlx::Sqlite>::new(if monthly {
+                "INSERT INTO monthly_totals (user_id, month, category_key, total_minor, count) "
+            } else {
+                "INSERT INTO daily_totals (user_id, spent_on, category_key, total_minor, count) "
+            });
+            query.push_values(chunk, |mut row, ((period, key), (total, count))| {
+                row.push_bind(user_id)
+                    .push_bind(*period)
+                    .push_bind(key)
+                    .push_bind(*total)
+                    .push_bind(*count);
+            });
+            query.push(if monthly {
+                " ON CONFLICT (user_id, month, category_key) DO UPDATE SET \
+                 total_minor = monthly_totals.total_minor + excluded.total_minor, \
+                 count = monthly_totals.count + excluded.count"
+            } else {
+                " ON CONFLICT (user_id, spent_on, category_key) DO UPDATE SET \
+                 total_minor = daily_totals.total_minor + excluded.total_minor, \
+                 count = daily_totals.count + excluded.count"
+            });
+            query.build().execute(&mut *conn).await?;
+        }
     }
     for (day, key) in rollup.shrunk() {
         sqlx::query(
@@ -286,6 +294,16 @@ async fn apply_rollup(
         )
         .bind(user_id)
         .bind(day)
+        .bind(key)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for (month, key) in rollup.shrunk_months() {
+        sqlx::query(
+            "DELETE FROM monthly_totals WHERE user_id = ? AND month = ? AND category_key = ? AND count = 0",
+        )
+        .bind(user_id)
+        .bind(month)
         .bind(key)
         .execute(&mut *conn)
         .await?;
@@ -588,18 +606,28 @@ impl Store for SqliteStore {
         from: Option<NaiveDate>,
         to: Option<NaiveDate>,
     ) -> Result<Summary, StoreError> {
+        let spans = SummarySpans::new(from, to);
         let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT c.name, SUM(d.total_minor) AS total, SUM(d.count) AS n \
-             FROM daily_totals d JOIN categories c \
-               ON c.user_id = d.user_id AND c.category_key = d.category_key \
-             WHERE d.user_id = ?1 AND (?2 IS NULL OR d.spent_on >= ?2) \
-               AND (?3 IS NULL OR d.spent_on <= ?3) \
-             GROUP BY d.category_key, c.name HAVING SUM(d.count) > 0 \
+            "SELECT c.name, SUM(r.total_minor) AS total, SUM(r.count) AS n FROM ( \
+               SELECT category_key, total_minor, count FROM monthly_totals \
+                WHERE user_id = ?1 AND month >= ?4 AND month < ?5 \
+               UNION ALL \
+               SELECT category_key, total_minor, count FROM daily_totals \
+                WHERE user_id = ?1 AND spent_on >= ?2 AND spent_on <= ?3 \
+               UNION ALL \
+               SELECT category_key, total_minor, count FROM daily_totals \
+                WHERE user_id = ?1 AND spent_on >= ?6 AND spent_on <= ?7 \
+             ) r JOIN categories c ON c.user_id = ?1 AND c.category_key = r.category_key \
+             GROUP BY r.category_key, c.name HAVING SUM(r.count) > 0 \
              ORDER BY total DESC, c.name ASC",
         )
         .bind(user_id)
-        .bind(from)
-        .bind(to)
+        .bind(spans.head.0)
+        .bind(spans.head.1)
+        .bind(spans.months.0)
+        .bind(spans.months.1)
+        .bind(spans.tail.0)
+        .bind(spans.tail.1)
         .fetch_all(&self.readers)
         .await?;
         Ok(summary_from_rows(rows, from, to))
@@ -746,24 +774,38 @@ impl Store for SqliteStore {
             return Ok(None);
         }
         if from_key != to_key {
-            sqlx::query(
-                "INSERT INTO daily_totals (user_id, spent_on, category_key, total_minor, count) \
+            for (merge, clear) in [
+                (
+                    "INSERT INTO daily_totals (user_id, spent_on, category_key, total_minor, count) \
                  SELECT user_id, spent_on, ?1, total_minor, count FROM daily_totals \
                  WHERE user_id = ?2 AND category_key = ?3 AND true \
                  ON CONFLICT (user_id, spent_on, category_key) DO UPDATE SET \
                  total_minor = daily_totals.total_minor + excluded.total_minor, \
                  count = daily_totals.count + excluded.count",
-            )
-            .bind(&to_key)
-            .bind(user_id)
-            .bind(&from_key)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("DELETE FROM daily_totals WHERE user_id = ? AND category_key = ?")
-                .bind(user_id)
-                .bind(&from_key)
-                .execute(&mut *tx)
-                .await?;
+                    "DELETE FROM daily_totals WHERE user_id = ? AND category_key = ?",
+                ),
+                (
+                    "INSERT INTO monthly_totals (user_id, month, category_key, total_minor, count) \
+                 SELECT user_id, month, ?1, total_minor, count FROM monthly_totals \
+                 WHERE user_id = ?2 AND category_key = ?3 AND true \
+                 ON CONFLICT (user_id, month, category_key) DO UPDATE SET \
+                 total_minor = monthly_totals.total_minor + excluded.total_minor, \
+                 count = monthly_totals.count + excluded.count",
+                    "DELETE FROM monthly_totals WHERE user_id = ? AND category_key = ?",
+                ),
+            ] {
+                sqlx::query(merge)
+                    .bind(&to_key)
+                    .bind(user_id)
+                    .bind(&from_key)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(clear)
+                    .bind(user_id)
+                    .bind(&from_key)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             sqlx::query("DELETE FROM categories WHERE user_id = ? AND category_key = ?")
                 .bind(user_id)
                 .bind(&from_key)

@@ -1,0 +1,17 @@
+-- Per-user, per-month, per-category totals beside the daily ones, kept in the
+-- same transaction as every write: a summary reads whole months here and only
+-- the days at its edges from daily_totals.
+CREATE TABLE monthly_totals (
+    user_id      BLOB    NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    month        TEXT    NOT NULL,
+    category_key TEXT    NOT NULL,
+    total_minor  INTEGER NOT NULL,
+    count        INTEGER NOT NULL,
+    PRIMARY KEY (user_id, month, category_key)
+) WITHOUT ROWID;
+
+INSERT INTO monthly_totals (user_id, month, category_key, total_minor, count)
+SELECT user_id, substr(spent_on, 1, 7) || '-01', category_key, SUM(total_minor), SUM(count)
+FROM daily_totals
+GROUP BY user_id, substr(spent_on, 1, 7), category_key
+HAVING SUM(count) > 0;
