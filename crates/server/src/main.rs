@@ -4,9 +4,10 @@ use finance_server::{AppState, seed, serve, shutdown_signal, telemetry};
 
 /// glibc's malloc keeps what its threads free in per-thread arenas, so a
 /// burst of logins (19 MiB for each password hash) or of imports stays
-/// resident long after; mimalloc returns freed memory to the system.
+/// resident long after. jemalloc's background threads give freed pages back
+/// to the system within about a second (see `.cargo/config.toml`).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

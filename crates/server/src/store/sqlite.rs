@@ -28,8 +28,8 @@ use super::{
     StoredResponse, SummarySpans, UserCredentials, expense_columns, now_micros, summary_from_rows,
 };
 
-/// The writer's page cache: 32 MiB (negative: KiB, as SQLite takes it).
-const WRITER_CACHE_KIB: &str = "-32768";
+/// The writer's page cache: 16 MiB (negative: KiB, as SQLite takes it).
+const WRITER_CACHE_KIB: &str = "-16384";
 
 /// The SQLite store.
 pub struct SqliteStore {
