@@ -18,6 +18,7 @@ on_every_backend!(
     categories_list_counts_and_rename_merges,
     trend_shows_every_month_and_is_cached,
     export_streams_every_expense_and_reimports_without_duplicates,
+    an_export_of_100000_expenses_reimports_without_duplicates,
     ofx_fixtures_reproduce_their_counts_and_totals,
     csv_fixtures_reproduce_their_counts_and_totals,
     csv_identical_rows_are_distinct_expenses_imported_once,
@@ -511,6 +512,106 @@ async fn export_streams_every_expense_and_reimports_without_duplicates(backend: 
         (json!(0), json!(1204))
     );
     assert_eq!(summary_of(&app, &alice).await["count"], 1204);
+}
+
+/// A bank file of `rows` purchases in which every tenth row repeats the one
+/// before it (two coffees on one day), over about three years, with the sum
+/// of its purchases in cents.
+fn large_bank_csv(rows: u32) -> (String, i64) {
+    let mut text = String::from("date,amount,description,category\n");
+    let mut total = 0i64;
+    let mut previous = String::new();
+    for i in 0..rows {
+        let line = if i % 10 == 9 {
+            previous.clone()
+        } else {
+            let day = 1 + (i % 28);
+            let month = 1 + (i / 28) % 12;
+            let year = 2024 + (i / 336) % 3;
+            let amount = 1 + i64::from(i % 9_973);
+            format!(
+                "{year}-{month:02}-{day:02},-{}.{:02},Shop {},Cat {}\n",
+                amount / 100,
+                amount % 100,
+                i % 1_000,
+                i % 50
+            )
+        };
+        let amount = line.split(',').nth(1).expect("amount");
+        total -= cents(&json!(amount));
+        text.push_str(&line);
+        previous = line;
+    }
+    (text, total)
+}
+
+async fn an_export_of_100000_expenses_reimports_without_duplicates(backend: Backend) {
+    const ROWS: u32 = 100_000;
+    let app = spawn_app(backend).await;
+    let alice = app.new_user().await;
+    let (file, cents_out) = large_bank_csv(ROWS);
+    let first = app
+        .upload("/api/imports/csv", &alice, "text/csv", file.into_bytes())
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    assert_eq!(first.body["imported"], ROWS, "{}", first.body["errors"]);
+    let alice_summary = summary_of(&app, &alice).await;
+    assert_eq!(alice_summary["count"], ROWS);
+    assert_eq!(cents(&alice_summary["total"]), cents_out);
+
+    let (status, _, exported) = app.get_text("/api/expenses/export", &alice).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        exported.lines().count(),
+        ROWS as usize + 1,
+        "a header and every row"
+    );
+
+    let bob = app.new_user().await;
+    let into_bob = app
+        .upload(
+            "/api/imports/csv",
+            &bob,
+            "text/csv",
+            exported.clone().into_bytes(),
+        )
+        .await;
+    assert_eq!(
+        into_bob.status,
+        StatusCode::CREATED,
+        "{}",
+        into_bob.body["errors"]
+    );
+    assert_eq!(
+        (
+            into_bob.body["imported"].clone(),
+            into_bob.body["errors"].clone()
+        ),
+        (json!(ROWS), json!([]))
+    );
+    let bob_summary = summary_of(&app, &bob).await;
+    assert_eq!(bob_summary["categories"], alice_summary["categories"]);
+    assert_eq!(bob_summary["total"], alice_summary["total"]);
+
+    for (who, token) in [("bob", &bob), ("alice", &alice)] {
+        let again = app
+            .upload(
+                "/api/imports/csv",
+                token,
+                "text/csv",
+                exported.clone().into_bytes(),
+            )
+            .await;
+        assert_eq!(
+            (
+                again.body["imported"].clone(),
+                again.body["skipped"].clone()
+            ),
+            (json!(0), json!(ROWS)),
+            "{who}"
+        );
+        assert_eq!(summary_of(&app, token).await["count"], ROWS, "{who}");
+    }
 }
 
 /// OFX fixtures: (file, transactions, Σ TRNAMT in cents) from SOURCES.md.
