@@ -98,6 +98,29 @@ async fn insert_imported(
     user_id: Uuid,
     rows: &[(Expense, &BankTransaction)],
 ) -> Result<HashSet<Uuid>, sqlx::Error> {
+    // Rows re-imported from this server's export name the expense they came
+    // from; those still there are skipped. Looked up by primary key here: an
+    // anti-join in the INSERT is planned as a hash of all the user's expenses,
+    // which made every batch cost as much as the user's whole history.
+    let origins: Vec<Uuid> = rows.iter().filter_map(|(_, t)| t.origin).collect();
+    let present: HashSet<Uuid> = if origins.is_empty() {
+        HashSet::new()
+    } else {
+        sqlx::query_scalar("SELECT id FROM expenses WHERE user_id = $1 AND id = ANY($2)")
+            .bind(user_id)
+            .bind(&origins)
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    let rows: Vec<_> = rows
+        .iter()
+        .filter(|(_, t)| t.origin.is_none_or(|o| !present.contains(&o)))
+        .collect();
+    if rows.is_empty() {
+        return Ok(HashSet::new());
+    }
     let mut query = QueryBuilder::<sqlx::Postgres>::new(
         "INSERT INTO expenses (id, user_id, category, category_key, description, description_key, \
          amount_minor, spent_on, created_at, source, external_id) \
@@ -117,23 +140,17 @@ async fn insert_imported(
             .push_bind(e.spent_on)
             .push_bind(e.created_at)
             .push_bind(&e.source)
-            .push_bind(&t.external_id)
-            .push_bind(t.origin);
+            .push_bind(&t.external_id);
     });
     query
         .push(
             ") AS v (id, category, category_key, description, description_key, amount_minor, \
-             spent_on, created_at, source, external_id, origin) \
+             spent_on, created_at, source, external_id) \
              WHERE NOT EXISTS (SELECT 1 FROM deleted_imports d WHERE d.user_id = ",
         )
         .push_bind(user_id)
         .push(
             " AND d.source = v.source AND d.external_id = v.external_id) \
-             AND NOT EXISTS (SELECT 1 FROM expenses o WHERE o.user_id = ",
-        )
-        .push_bind(user_id)
-        .push(
-            " AND o.id = v.origin) \
              ON CONFLICT (user_id, source, external_id) DO NOTHING RETURNING id",
         );
     let ids: Vec<Uuid> = query.build_query_scalar().fetch_all(&mut *conn).await?;
