@@ -1,6 +1,7 @@
 //! Storage: one trait, one implementation per database.
 
 mod cursor;
+mod group_commit;
 mod postgres;
 mod sessions;
 mod sqlite;

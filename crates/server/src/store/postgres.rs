@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::bank::BankTransaction;
 
+use super::group_commit::{BatchWriter, GroupCommit, NewExpense, by_user};
 use super::{
     ExpenseInput, ExpensePatch, IDEMPOTENCY_WINDOW_SECS, IdempotencyKey, ImportOutcome,
     ImportRequest, ListFilter, PoolSettings, Rollup, SessionState, Store, StoreError,
@@ -20,6 +21,7 @@ use super::{
 /// The PostgreSQL store.
 pub struct PgStore {
     pool: PgPool,
+    new_expenses: GroupCommit,
 }
 
 impl PgStore {
@@ -33,7 +35,8 @@ impl PgStore {
         sqlx::migrate!("../../migrations/postgres")
             .run(&pool)
             .await?;
-        Ok(PgStore { pool })
+        let new_expenses = GroupCommit::start(ExpenseWriter { pool: pool.clone() });
+        Ok(PgStore { pool, new_expenses })
     }
 }
 
@@ -65,29 +68,56 @@ fn credentials_from_row(row: &PgRow) -> Result<UserCredentials, sqlx::Error> {
     })
 }
 
-/// Inserts one manual expense.
-async fn insert_expense(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    expense: &Expense,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+/// Inserts new expenses, of any users, in one statement.
+async fn insert_expenses(conn: &mut PgConnection, batch: &[NewExpense]) -> Result<(), sqlx::Error> {
+    let mut query = QueryBuilder::<sqlx::Postgres>::new(
         "INSERT INTO expenses (id, user_id, category, category_key, description, description_key, \
-         amount_minor, spent_on, created_at, source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(expense.id)
-    .bind(user_id)
-    .bind(&expense.category)
-    .bind(finance_shared::validate::category_key(&expense.category))
-    .bind(&expense.description)
-    .bind(expense.description.as_deref().map(super::search_key))
-    .bind(expense.amount.minor())
-    .bind(expense.spent_on)
-    .bind(expense.created_at)
-    .bind(&expense.source)
-    .execute(&mut *conn)
-    .await?;
+         amount_minor, spent_on, created_at, source) ",
+    );
+    query.push_values(batch, |mut row, n| {
+        let e = &n.expense;
+        row.push_bind(e.id)
+            .push_bind(n.user_id)
+            .push_bind(&e.category)
+            .push_bind(finance_shared::validate::category_key(&e.category))
+            .push_bind(&e.description)
+            .push_bind(e.description.as_deref().map(super::search_key))
+            .push_bind(e.amount.minor())
+            .push_bind(e.spent_on)
+            .push_bind(e.created_at)
+            .push_bind(&e.source);
+    });
+    query.build().execute(&mut *conn).await?;
     Ok(())
+}
+
+/// Writes batches of new expenses (see `group_commit`).
+struct ExpenseWriter {
+    pool: PgPool,
+}
+
+impl BatchWriter for ExpenseWriter {
+    async fn write(&self, batch: &[NewExpense]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        insert_expenses(&mut tx, batch).await?;
+        for (user_id, expenses) in by_user(batch) {
+            apply_rollup(&mut tx, user_id, &Rollup::of(expenses)).await?;
+        }
+        for n in batch {
+            if n.idempotency.is_some() {
+                remember(
+                    &mut tx,
+                    n.user_id,
+                    n.idempotency.as_ref(),
+                    201,
+                    n.response_body(),
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 /// Inserts a batch of imported transactions in one statement, skipping those
@@ -418,13 +448,13 @@ impl Store for PgStore {
             created_at: now_micros(),
             source: "manual".to_owned(),
         };
-        let mut tx = self.pool.begin().await?;
-        insert_expense(&mut tx, user_id, &expense).await?;
-        apply_rollup(&mut tx, user_id, &Rollup::of([&expense])).await?;
-        let body = serde_json::to_string(&expense).unwrap_or_default();
-        remember(&mut tx, user_id, idempotency, 201, body).await?;
-        tx.commit().await?;
-        Ok(expense)
+        self.new_expenses
+            .submit(NewExpense {
+                user_id,
+                expense,
+                idempotency: idempotency.cloned(),
+            })
+            .await
     }
 
     async fn idempotent_response(

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::bank::BankTransaction;
 
+use super::group_commit::{BatchWriter, GroupCommit, NewExpense, by_user};
 use super::sessions::{Sessions, UserState};
 use super::{
     ExpenseInput, ExpensePatch, IDEMPOTENCY_WINDOW_SECS, IdempotencyKey, ImportOutcome,
@@ -36,6 +37,7 @@ pub struct SqliteStore {
     writer: SqlitePool,
     readers: SqlitePool,
     sessions: Arc<Sessions>,
+    new_expenses: GroupCommit,
     /// Held locked while the store is open: one server per database file.
     _lock: Option<std::fs::File>,
 }
@@ -82,10 +84,16 @@ impl SqliteStore {
                 .bind(now)
                 .fetch_all(&readers)
                 .await?;
+        let sessions = Sessions::new(revoked);
+        let new_expenses = GroupCommit::start(ExpenseWriter {
+            writer: writer.clone(),
+            sessions: Arc::clone(&sessions),
+        });
         Ok(SqliteStore {
             writer,
             readers,
-            sessions: Sessions::new(revoked),
+            sessions,
+            new_expenses,
             _lock: lock,
         })
     }
@@ -155,28 +163,71 @@ fn credentials_from_row(row: &SqliteRow) -> Result<UserCredentials, sqlx::Error>
 }
 
 /// Inserts one manual expense.
-async fn insert_expense(
+/// Inserts new expenses, of any users, in one statement.
+async fn insert_expenses(
     conn: &mut SqliteConnection,
-    user_id: Uuid,
-    expense: &Expense,
+    batch: &[NewExpense],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let mut query = QueryBuilder::<sqlx::Sqlite>::new(
         "INSERT INTO expenses (id, user_id, category, category_key, description, description_key, \
-         amount_minor, spent_on, created_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(expense.id)
-    .bind(user_id)
-    .bind(&expense.category)
-    .bind(finance_shared::validate::category_key(&expense.category))
-    .bind(&expense.description)
-    .bind(expense.description.as_deref().map(super::search_key))
-    .bind(expense.amount.minor())
-    .bind(expense.spent_on)
-    .bind(expense.created_at.timestamp_micros())
-    .bind(&expense.source)
-    .execute(&mut *conn)
-    .await?;
+         amount_minor, spent_on, created_at, source) ",
+    );
+    query.push_values(batch, |mut row, n| {
+        let e = &n.expense;
+        row.push_bind(e.id)
+            .push_bind(n.user_id)
+            .push_bind(&e.category)
+            .push_bind(finance_shared::validate::category_key(&e.category))
+            .push_bind(&e.description)
+            .push_bind(e.description.as_deref().map(super::search_key))
+            .push_bind(e.amount.minor())
+            .push_bind(e.spent_on)
+            .push_bind(e.created_at.timestamp_micros())
+            .push_bind(&e.source);
+    });
+    query.build().execute(&mut *conn).await?;
     Ok(())
+}
+
+/// Writes batches of new expenses on the writer connection (see `group_commit`).
+struct ExpenseWriter {
+    writer: SqlitePool,
+    sessions: Arc<Sessions>,
+}
+
+impl ExpenseWriter {
+    async fn write_all(&self, batch: &[NewExpense]) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        insert_expenses(&mut tx, batch).await?;
+        for (user_id, expenses) in by_user(batch) {
+            apply_rollup(&mut tx, user_id, &Rollup::of(expenses)).await?;
+        }
+        for n in batch {
+            if n.idempotency.is_some() {
+                remember(
+                    &mut tx,
+                    n.user_id,
+                    n.idempotency.as_ref(),
+                    201,
+                    n.response_body(),
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl BatchWriter for ExpenseWriter {
+    async fn write(&self, batch: &[NewExpense]) -> Result<(), StoreError> {
+        let result = self.write_all(batch).await;
+        // Committed or not, the users' held token state may be behind.
+        for n in batch {
+            self.sessions.forget(n.user_id);
+        }
+        result
+    }
 }
 
 /// Inserts a batch of imported transactions in one statement, skipping those
@@ -503,16 +554,13 @@ impl Store for SqliteStore {
             created_at: now_micros(),
             source: "manual".to_owned(),
         };
-        self.write(user_id, async {
-            let mut tx = self.begin_write().await?;
-            insert_expense(&mut tx, user_id, &expense).await?;
-            apply_rollup(&mut tx, user_id, &Rollup::of([&expense])).await?;
-            let body = serde_json::to_string(&expense).unwrap_or_default();
-            remember(&mut tx, user_id, idempotency, 201, body).await?;
-            tx.commit().await?;
-            Ok(expense)
-        })
-        .await
+        self.new_expenses
+            .submit(NewExpense {
+                user_id,
+                expense,
+                idempotency: idempotency.cloned(),
+            })
+            .await
     }
 
     async fn idempotent_response(
