@@ -108,6 +108,14 @@ async fn write_batch(writer: &impl BatchWriter, batch: Vec<NewExpense>, replies:
         Err(e) if batch.len() == 1 => {
             let _ = replies.into_iter().next().map(|reply| reply.send(Err(e)));
         }
+        // Alone, each would wait for the database in turn: all fail now.
+        Err(StoreError::Unavailable(e)) => {
+            let reason = e.to_string();
+            for reply in replies {
+                let e = sqlx::Error::Io(std::io::Error::other(reason.clone()));
+                let _ = reply.send(Err(StoreError::Unavailable(e)));
+            }
+        }
         Err(e) => {
             tracing::debug!(error = %e, size = batch.len(), "batch failed; writing its expenses one by one");
             for (new, reply) in batch.into_iter().zip(replies) {
@@ -128,7 +136,8 @@ mod tests {
 
     use super::*;
 
-    /// Records each transaction's size; fails any holding an expense of 0.13.
+    /// Records each transaction's size; fails any holding an expense of 0.13
+    /// (a conflict) or of 0.99 (the database unreachable).
     #[derive(Clone, Default)]
     struct Recorder(Arc<Mutex<Vec<usize>>>);
 
@@ -138,6 +147,9 @@ mod tests {
             self.0.lock().expect("lock").push(batch.len());
             if batch.iter().any(|n| n.expense.amount.minor() == 13) {
                 return Err(StoreError::Conflict);
+            }
+            if batch.iter().any(|n| n.expense.amount.minor() == 99) {
+                return Err(StoreError::Unavailable(sqlx::Error::PoolTimedOut));
             }
             Ok(())
         }
@@ -197,5 +209,21 @@ mod tests {
                 assert_eq!(result, Ok(cents));
             }
         }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_database_fails_the_whole_batch_at_once() {
+        let recorder = Recorder::default();
+        let commits = Arc::new(GroupCommit::start(recorder.clone()));
+        let mut tasks = Vec::new();
+        for cents in [99, 1, 2, 3] {
+            let commits = Arc::clone(&commits);
+            tasks.push(tokio::spawn(async move { commits.submit(new_expense(cents)).await }));
+        }
+        for task in tasks {
+            let result = task.await.expect("task");
+            assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
+        }
+        assert_eq!(recorder.0.lock().expect("lock").clone(), vec![4]);
     }
 }
