@@ -110,9 +110,10 @@ pub struct Cli {
     #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10)]
     pub header_read_timeout_seconds: u64,
 
-    /// Most database connections (readers, on SQLite).
-    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
-    pub database_max_connections: u32,
+    /// Most database connections [default: 10 on PostgreSQL; on SQLite,
+    /// readers, twice the cores].
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS")]
+    pub database_max_connections: Option<u32>,
 
     /// Password hashes computed at once [default: half the cores, at least one].
     #[arg(long, env = "PASSWORD_CONCURRENCY")]
@@ -199,6 +200,10 @@ impl Cli {
             );
         }
         let cache_ttl = Duration::from_secs(self.cache_ttl_seconds);
+        let max_connections = self
+            .database_max_connections
+            .unwrap_or_else(|| default_max_connections(&database_url))
+            .max(1);
         Ok(Settings {
             database_url,
             redis: self.redis_url.map(|url| crate::cache::RedisSettings {
@@ -211,7 +216,7 @@ impl Cli {
             jwt_secret,
             token_ttl: Duration::from_secs(self.token_ttl_seconds.max(1)),
             pool: crate::store::PoolSettings {
-                max_connections: self.database_max_connections.max(1),
+                max_connections,
                 ..Default::default()
             },
             password_concurrency: self
@@ -243,6 +248,17 @@ fn parse_proxy(s: &str) -> Result<ipnet::IpNet, String> {
 /// Half the cores hash passwords at most: a flood of logins (each hash is
 /// 19 MiB and tens of milliseconds of CPU) leaves the other half to every
 /// other request.
+/// SQLite's readers are busy on the CPU, never waiting on a server: more
+/// than two per core only adds page caches (each its own 1 MiB).
+fn default_max_connections(database_url: &str) -> u32 {
+    if database_url.starts_with("sqlite:") {
+        std::thread::available_parallelism()
+            .map_or(2, |n| u32::try_from(n.get() * 2).unwrap_or(u32::MAX))
+    } else {
+        10
+    }
+}
+
 pub fn default_password_concurrency() -> usize {
     std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }

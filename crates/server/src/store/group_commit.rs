@@ -218,11 +218,16 @@ mod tests {
         let mut tasks = Vec::new();
         for cents in [99, 1, 2, 3] {
             let commits = Arc::clone(&commits);
-            tasks.push(tokio::spawn(async move { commits.submit(new_expense(cents)).await }));
+            tasks.push(tokio::spawn(async move {
+                commits.submit(new_expense(cents)).await
+            }));
         }
         for task in tasks {
             let result = task.await.expect("task");
-            assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
+            assert!(
+                matches!(result, Err(StoreError::Unavailable(_))),
+                "{result:?}"
+            );
         }
         assert_eq!(recorder.0.lock().expect("lock").clone(), vec![4]);
     }

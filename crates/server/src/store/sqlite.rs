@@ -31,6 +31,10 @@ use super::{
 
 /// The writer's page cache: 16 MiB (negative: KiB, as SQLite takes it).
 const WRITER_CACHE_KIB: &str = "-16384";
+/// Each reader's page cache: 1 MiB. A reader's cache is dropped whenever
+/// another connection has written, so under writes a larger one holds memory
+/// without saving reads (the file's pages stay in the OS's cache anyway).
+const READER_CACHE_KIB: &str = "-1024";
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -76,7 +80,11 @@ impl SqliteStore {
         let readers = SqlitePoolOptions::new()
             .max_connections(pool.max_connections.max(1))
             .acquire_timeout(pool.acquire_timeout)
-            .connect_with(options.read_only(true))
+            .connect_with(
+                options
+                    .read_only(true)
+                    .pragma("cache_size", READER_CACHE_KIB),
+            )
             .await?;
         let now = chrono::Utc::now().timestamp();
         let revoked: Vec<(Uuid, i64)> =
