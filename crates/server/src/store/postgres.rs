@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use finance_shared::{CategoryInfo, Expense, Money, Summary, User};
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::query_builder::Separated;
 use sqlx::{Executor, QueryBuilder, Row};
 use uuid::Uuid;
 
@@ -68,24 +69,32 @@ fn credentials_from_row(row: &PgRow) -> Result<UserCredentials, sqlx::Error> {
     })
 }
 
+/// Binds an expense's columns from `id` to `source`, in the order every
+/// insert of expenses here lists them.
+fn bind_expense<'r, 'qb>(
+    row: &'r mut Separated<'qb, sqlx::Postgres, &'static str>,
+    e: &Expense,
+) -> &'r mut Separated<'qb, sqlx::Postgres, &'static str> {
+    row.push_bind(e.id)
+        .push_bind(&e.category)
+        .push_bind(finance_shared::validate::category_key(&e.category))
+        .push_bind(&e.description)
+        .push_bind(e.description.as_deref().map(super::search_key))
+        .push_bind(e.amount.minor())
+        .push_bind(e.spent_on)
+        .push_bind(e.created_at)
+        .push_bind(&e.source)
+}
+
 /// Inserts new expenses, of any users, in one statement.
 async fn insert_expenses(conn: &mut PgConnection, batch: &[NewExpense]) -> Result<(), sqlx::Error> {
     let mut query = QueryBuilder::<sqlx::Postgres>::new(
-        "INSERT INTO expenses (id, user_id, category, category_key, description, description_key, \
-         amount_minor, spent_on, created_at, source) ",
+        "INSERT INTO expenses (id, category, category_key, description, description_key, \
+         amount_minor, spent_on, created_at, source, user_id) ",
     );
     query.push_values(batch, |mut row, n| {
         let e = &n.expense;
-        row.push_bind(e.id)
-            .push_bind(n.user_id)
-            .push_bind(&e.category)
-            .push_bind(finance_shared::validate::category_key(&e.category))
-            .push_bind(&e.description)
-            .push_bind(e.description.as_deref().map(super::search_key))
-            .push_bind(e.amount.minor())
-            .push_bind(e.spent_on)
-            .push_bind(e.created_at)
-            .push_bind(&e.source);
+        bind_expense(&mut row, e).push_bind(n.user_id);
     });
     query.build().execute(&mut *conn).await?;
     Ok(())
@@ -161,16 +170,7 @@ async fn insert_imported(
          v.spent_on, v.created_at, v.source, v.external_id FROM (",
     );
     query.push_values(rows, |mut row, (e, t)| {
-        row.push_bind(e.id)
-            .push_bind(&e.category)
-            .push_bind(finance_shared::validate::category_key(&e.category))
-            .push_bind(&e.description)
-            .push_bind(e.description.as_deref().map(super::search_key))
-            .push_bind(e.amount.minor())
-            .push_bind(e.spent_on)
-            .push_bind(e.created_at)
-            .push_bind(&e.source)
-            .push_bind(&t.external_id);
+        bind_expense(&mut row, e).push_bind(&t.external_id);
     });
     query
         .push(
