@@ -245,9 +245,6 @@ fn parse_proxy(s: &str) -> Result<ipnet::IpNet, String> {
         .map_err(|_| format!("{s:?} is not an IP address or CIDR network"))
 }
 
-/// Half the cores hash passwords at most: a flood of logins (each hash is
-/// 19 MiB and tens of milliseconds of CPU) leaves the other half to every
-/// other request.
 /// SQLite's readers are busy on the CPU, never waiting on a server: more
 /// than two per core only adds page caches (each its own 1 MiB).
 fn default_max_connections(database_url: &str) -> u32 {
@@ -259,6 +256,9 @@ fn default_max_connections(database_url: &str) -> u32 {
     }
 }
 
+/// Half the cores hash passwords at most: a flood of logins (each hash is
+/// 19 MiB and tens of milliseconds of CPU) leaves the other half to every
+/// other request.
 pub fn default_password_concurrency() -> usize {
     std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }

@@ -112,17 +112,10 @@ impl BatchWriter for ExpenseWriter {
         for (user_id, expenses) in by_user(batch) {
             apply_rollup(&mut tx, user_id, &Rollup::of(expenses)).await?;
         }
-        for n in batch {
-            if n.idempotency.is_some() {
-                remember(
-                    &mut tx,
-                    n.user_id,
-                    n.idempotency.as_ref(),
-                    201,
-                    n.response_body(),
-                )
-                .await?;
-            }
+        // A response is only kept (and so only built) for a key.
+        for n in batch.iter().filter(|n| n.idempotency.is_some()) {
+            let body = n.response_body();
+            remember(&mut tx, n.user_id, n.idempotency.as_ref(), 201, body).await?;
         }
         tx.commit().await?;
         Ok(())
