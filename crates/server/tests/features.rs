@@ -5,7 +5,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{Backend, TestApp, spawn_app};
+use common::{Backend, Reply, TestApp, spawn_app};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -53,6 +53,25 @@ fn cents(v: &Value) -> i64 {
 
 async fn summary_of(app: &TestApp, token: &str) -> Value {
     app.summary(token, "").await.body
+}
+
+/// Imports CSV text with no mapping (as this server's own export needs none).
+async fn import_csv(app: &TestApp, token: &str, text: &str) -> Reply {
+    app.upload(
+        "/api/imports/csv",
+        token,
+        "text/csv",
+        text.as_bytes().to_vec(),
+    )
+    .await
+}
+
+/// An import's answer as (imported, skipped).
+fn imported_skipped(reply: &Reply) -> (Value, Value) {
+    (
+        reply.body["imported"].clone(),
+        reply.body["skipped"].clone(),
+    )
 }
 
 async fn edit_changes_only_the_fields_given_and_keeps_the_summary_exact(backend: Backend) {
@@ -198,13 +217,7 @@ async fn deleted_imports_stay_deleted(backend: Backend) {
             json!({"seed": 7, "count": 5}),
         )
         .await;
-    assert_eq!(
-        (
-            again.body["imported"].clone(),
-            again.body["skipped"].clone()
-        ),
-        (json!(0), json!(5))
-    );
+    assert_eq!(imported_skipped(&again), (json!(0), json!(5)));
     assert_eq!(summary_of(&app, &token).await["count"], 4);
 }
 
@@ -459,14 +472,7 @@ async fn export_streams_every_expense_and_reimports_without_duplicates(backend: 
 
     // Into another account: the same expenses, and a second import adds none.
     let bob = app.new_user().await;
-    let into_bob = app
-        .upload(
-            "/api/imports/csv",
-            &bob,
-            "text/csv",
-            csv_text.clone().into_bytes(),
-        )
-        .await;
+    let into_bob = import_csv(&app, &bob, &csv_text).await;
     assert_eq!(into_bob.status, StatusCode::CREATED, "{}", into_bob.body);
     assert_eq!(into_bob.body["imported"], 1204);
     assert_eq!(into_bob.body["errors"], json!([]));
@@ -479,38 +485,13 @@ async fn export_streams_every_expense_and_reimports_without_duplicates(backend: 
         summary_of(&app, &bob).await["total"],
         summary_of(&app, &alice).await["total"]
     );
-    let twice = app
-        .upload(
-            "/api/imports/csv",
-            &bob,
-            "text/csv",
-            csv_text.clone().into_bytes(),
-        )
-        .await;
-    assert_eq!(
-        (
-            twice.body["imported"].clone(),
-            twice.body["skipped"].clone()
-        ),
-        (json!(0), json!(1204))
-    );
+    let twice = import_csv(&app, &bob, &csv_text).await;
+    assert_eq!(imported_skipped(&twice), (json!(0), json!(1204)));
     // Bob's own export read back into Bob, and Alice's into Alice: nothing new.
-    let own = app
-        .upload("/api/imports/csv", &bob, "text/csv", bob_csv.into_bytes())
-        .await;
+    let own = import_csv(&app, &bob, &bob_csv).await;
     assert_eq!(own.body["imported"], 0);
-    let back = app
-        .upload(
-            "/api/imports/csv",
-            &alice,
-            "text/csv",
-            csv_text.into_bytes(),
-        )
-        .await;
-    assert_eq!(
-        (back.body["imported"].clone(), back.body["skipped"].clone()),
-        (json!(0), json!(1204))
-    );
+    let back = import_csv(&app, &alice, &csv_text).await;
+    assert_eq!(imported_skipped(&back), (json!(0), json!(1204)));
     assert_eq!(summary_of(&app, &alice).await["count"], 1204);
 }
 
@@ -568,14 +549,7 @@ async fn an_export_of_100000_expenses_reimports_without_duplicates(backend: Back
     );
 
     let bob = app.new_user().await;
-    let into_bob = app
-        .upload(
-            "/api/imports/csv",
-            &bob,
-            "text/csv",
-            exported.clone().into_bytes(),
-        )
-        .await;
+    let into_bob = import_csv(&app, &bob, &exported).await;
     assert_eq!(
         into_bob.status,
         StatusCode::CREATED,
@@ -594,22 +568,8 @@ async fn an_export_of_100000_expenses_reimports_without_duplicates(backend: Back
     assert_eq!(bob_summary["total"], alice_summary["total"]);
 
     for (who, token) in [("bob", &bob), ("alice", &alice)] {
-        let again = app
-            .upload(
-                "/api/imports/csv",
-                token,
-                "text/csv",
-                exported.clone().into_bytes(),
-            )
-            .await;
-        assert_eq!(
-            (
-                again.body["imported"].clone(),
-                again.body["skipped"].clone()
-            ),
-            (json!(0), json!(ROWS)),
-            "{who}"
-        );
+        let again = import_csv(&app, token, &exported).await;
+        assert_eq!(imported_skipped(&again), (json!(0), json!(ROWS)), "{who}");
         assert_eq!(summary_of(&app, token).await["count"], ROWS, "{who}");
     }
 }
@@ -783,13 +743,7 @@ async fn csv_identical_rows_are_distinct_expenses_imported_once(backend: Backend
             two.into(),
         )
         .await;
-    assert_eq!(
-        (
-            again.body["imported"].clone(),
-            again.body["skipped"].clone()
-        ),
-        (json!(0), json!(2))
-    );
+    assert_eq!(imported_skipped(&again), (json!(0), json!(2)));
     let three = format!("{two}2026-11-02,-3.80,Coffee\n");
     let more = app
         .upload(
@@ -799,10 +753,7 @@ async fn csv_identical_rows_are_distinct_expenses_imported_once(backend: Backend
             three.into(),
         )
         .await;
-    assert_eq!(
-        (more.body["imported"].clone(), more.body["skipped"].clone()),
-        (json!(1), json!(2))
-    );
+    assert_eq!(imported_skipped(&more), (json!(1), json!(2)));
     let summary = summary_of(&app, &token).await;
     assert_eq!(
         summary["categories"],
