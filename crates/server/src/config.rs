@@ -118,6 +118,11 @@ pub struct Cli {
     /// Password hashes computed at once [default: half the cores, at least one].
     #[arg(long, env = "PASSWORD_CONCURRENCY")]
     pub password_concurrency: Option<usize>,
+
+    /// A background import whose worker has not been heard of for this many
+    /// seconds is given to another worker.
+    #[arg(long, env = "JOB_VISIBILITY_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub job_visibility_timeout_seconds: u64,
 }
 
 /// Deadlines that keep slow or stuck clients from holding the server.
@@ -141,8 +146,17 @@ impl Default for ServerLimits {
 /// What to do; serving is the default.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Serve the API (the default).
-    Serve,
+    /// Serve the API (the default), running background imports in-process too.
+    Serve {
+        /// Run background imports in this process (the default; for a single machine).
+        #[arg(long, overrides_with = "no_worker")]
+        with_worker: bool,
+        /// Leave background imports to `finance-server worker` processes (needs REDIS_URL).
+        #[arg(long)]
+        no_worker: bool,
+    },
+    /// Run background imports only, taking jobs from Redis (needs REDIS_URL).
+    Worker,
     /// Fill the database with users and realistic expenses (for trying and benchmarking),
     /// then print each user's email; their password is `seeded password`.
     Seed {
@@ -169,6 +183,8 @@ pub struct Settings {
     pub login_limits: crate::auth::LoginLimits,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub limits: ServerLimits,
+    /// How long a silent worker keeps a background import.
+    pub job_visibility: Duration,
 }
 
 impl Cli {
@@ -233,6 +249,7 @@ impl Cli {
                 request_timeout: Duration::from_secs(self.request_timeout_seconds.max(1)),
                 header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds.max(1)),
             },
+            job_visibility: Duration::from_secs(self.job_visibility_timeout_seconds.max(1)),
         })
     }
 }

@@ -6,6 +6,7 @@ pub mod bank;
 pub mod cache;
 pub mod config;
 pub mod http;
+pub mod jobs;
 pub mod seed;
 pub mod store;
 pub mod telemetry;
@@ -33,6 +34,7 @@ pub struct AppState {
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     pub limits: config::ServerLimits,
+    pub jobs: Arc<jobs::Jobs>,
 }
 
 /// Most bytes (keys and bodies) the in-process cache holds.
@@ -63,7 +65,12 @@ impl AppState {
                 Arc::new(MemoryCache::new(settings.cache_ttl, MEMORY_CACHE_BYTES))
             }
         };
+        let queue: Arc<dyn jobs::Queue> = match &settings.redis {
+            Some(redis) => Arc::new(jobs::RedisQueue::new(redis, settings.job_visibility)?),
+            None => Arc::new(jobs::LocalQueue::default()),
+        };
         Ok(AppState {
+            jobs: Arc::new(jobs::Jobs::new(queue, settings.job_visibility)),
             store,
             summaries: Arc::new(SummaryCache::new(cache)),
             tokens: Tokens::new(settings.jwt_secret.expose().as_bytes(), settings.token_ttl),

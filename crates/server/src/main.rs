@@ -1,6 +1,16 @@
 use clap::Parser;
 use finance_server::config::{Cli, Command};
-use finance_server::{AppState, seed, serve, shutdown_signal, telemetry};
+use finance_server::{AppState, jobs, seed, serve, shutdown_signal, telemetry};
+
+/// Longest a stopping server waits for a background import under way; one
+/// cut short is rolled back and run again by the next worker.
+const WORKER_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn finish_worker(worker: tokio::task::JoinHandle<()>) {
+    if tokio::time::timeout(WORKER_GRACE, worker).await.is_err() {
+        tracing::warn!("stopping with an import under way: it will be run again");
+    }
+}
 
 /// glibc's malloc keeps what its threads free in per-thread arenas, so a
 /// burst of logins (19 MiB for each password hash) or of imports stays
@@ -13,17 +23,44 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 async fn main() -> anyhow::Result<()> {
     let mut cli = Cli::parse();
     let _telemetry = telemetry::init();
-    let command = cli.command.take().unwrap_or(Command::Serve);
+    let command = cli.command.take().unwrap_or(Command::Serve {
+        with_worker: true,
+        no_worker: false,
+    });
     let bind = cli.bind;
     let settings = cli.resolve()?;
     let state = AppState::from_settings(&settings).await?;
     match command {
-        Command::Serve => {
+        Command::Serve { no_worker, .. } => {
+            if no_worker && settings.redis.is_none() {
+                tracing::warn!(
+                    "--no-worker without REDIS_URL: background imports wait until a server with a worker starts"
+                );
+            }
             let listener = tokio::net::TcpListener::bind(bind)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
             tracing::info!("listening on http://{}", listener.local_addr()?);
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let worker = (!no_worker).then(|| {
+                let mut stopped = stopped.clone();
+                tokio::spawn(jobs::run_worker(state.clone(), async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                }))
+            });
             serve(state, listener, shutdown_signal()).await?;
+            let _ = stop.send(true);
+            if let Some(worker) = worker {
+                finish_worker(worker).await;
+            }
+        }
+        Command::Worker => {
+            if settings.redis.is_none() {
+                anyhow::bail!(
+                    "the worker takes jobs from Redis: set REDIS_URL (without Redis, `serve` runs imports itself)"
+                );
+            }
+            jobs::run_worker(state, shutdown_signal()).await;
         }
         Command::Seed { users, expenses } => {
             let started = std::time::Instant::now();

@@ -45,17 +45,22 @@ const CONTRACT: &[(&str, &str, &[u16])] = &[
         "/api/categories/rename",
         &[200, 401, 404, 422, 400, 415, 413],
     ),
-    ("post", "/api/imports/mock", &[201, 401, 422, 400, 415, 413]),
+    (
+        "post",
+        "/api/imports/mock",
+        &[201, 202, 401, 422, 400, 415, 413],
+    ),
     (
         "post",
         "/api/imports/csv",
-        &[201, 200, 401, 422, 400, 415, 413],
+        &[201, 200, 202, 401, 422, 400, 415, 413],
     ),
     (
         "post",
         "/api/imports/ofx",
-        &[201, 200, 401, 422, 400, 415, 413],
+        &[201, 200, 202, 401, 422, 400, 415, 413],
     ),
+    ("get", "/api/imports/{job_id}", &[200, 401, 404]),
     ("get", "/healthz", &[200]),
     ("get", "/readyz", &[200, 503]),
     ("get", "/metrics", &[200]),
@@ -146,6 +151,17 @@ async fn document_describes_exactly_the_contract() {
     let link =
         &doc["paths"]["/api/expenses"]["post"]["responses"]["201"]["links"]["GetCreatedExpense"];
     assert_eq!(link["operationId"], "getExpense");
+    for import in ["mock", "csv", "ofx"] {
+        let queued = &doc["paths"][format!("/api/imports/{import}")]["post"]["responses"]["202"];
+        assert_eq!(
+            queued["links"]["GetImportJob"]["operationId"],
+            "getImportJob"
+        );
+        assert_eq!(
+            queued["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/ImportJob"
+        );
+    }
     let limit = doc["paths"]["/api/expenses"]["get"]["parameters"]
         .as_array()
         .expect("parameters")
@@ -169,7 +185,9 @@ async fn router_serves_every_documented_operation_and_no_other_method() {
     let ops = operations(&document(&app).await);
     let paths: BTreeSet<String> = ops.keys().map(|(_, p)| p.clone()).collect();
     for path in &paths {
-        let concrete = path.replace("{id}", &uuid::Uuid::now_v7().to_string());
+        let concrete = path
+            .replace("{id}", &uuid::Uuid::now_v7().to_string())
+            .replace("{job_id}", &uuid::Uuid::now_v7().to_string());
         for method in METHODS {
             let verb = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
             let reply = app.request(verb, &concrete, Some(&token), None).await;

@@ -514,6 +514,9 @@ pub struct CsvImportQuery {
     /// Import nothing if any line is bad (default: import the good lines, report the bad).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strict: Option<bool>,
+    /// Answer 202 at once and import in the background (see `GET /api/imports/{job_id}`).
+    #[serde(default, rename = "async", skip_serializing_if = "Option::is_none")]
+    pub background: Option<bool>,
 }
 
 /// Query of `POST /api/imports/ofx` (OFX 1.x and 2.x, QFX).
@@ -529,7 +532,115 @@ pub struct OfxImportQuery {
     /// Import nothing if any transaction is bad.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strict: Option<bool>,
+    /// Answer 202 at once and import in the background (see `GET /api/imports/{job_id}`).
+    #[serde(default, rename = "async", skip_serializing_if = "Option::is_none")]
+    pub background: Option<bool>,
 }
 
 /// Category of imported rows that name none.
 pub const DEFAULT_IMPORT_CATEGORY: &str = "Uncategorized";
+
+/// Query of `POST /api/imports/mock`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+pub struct MockImportQuery {
+    /// Answer 202 at once and import in the background (see `GET /api/imports/{job_id}`).
+    #[serde(default, rename = "async", skip_serializing_if = "Option::is_none")]
+    pub background: Option<bool>,
+}
+
+/// Where a background import is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ImportJobStatus {
+    /// Waiting for a worker.
+    Queued,
+    /// A worker is writing it (all of it lands at the end, or none).
+    Running,
+    /// Written: `imported` and `skipped` say what it did.
+    Succeeded,
+    /// Not written: `error` says why.
+    Failed,
+}
+
+impl ImportJobStatus {
+    /// Whether the job is over.
+    pub fn is_finished(self) -> bool {
+        matches!(self, ImportJobStatus::Succeeded | ImportJobStatus::Failed)
+    }
+
+    /// The name used on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportJobStatus::Queued => "queued",
+            ImportJobStatus::Running => "running",
+            ImportJobStatus::Succeeded => "succeeded",
+            ImportJobStatus::Failed => "failed",
+        }
+    }
+
+    /// The status a name stands for.
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            ImportJobStatus::Queued,
+            ImportJobStatus::Running,
+            ImportJobStatus::Succeeded,
+            ImportJobStatus::Failed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+}
+
+/// A background import: the answer of an import sent with `async=true` (202)
+/// and of `GET /api/imports/{job_id}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ImportJob {
+    pub job_id: Uuid,
+    /// Where to poll it: `/api/imports/{job_id}`.
+    pub status_url: String,
+    pub status: ImportJobStatus,
+    /// `mock_bank`, `csv` or `ofx`.
+    pub source: String,
+    /// Transactions read from the file or fetched from the bank.
+    pub transactions: u64,
+    /// Money-out transactions to write (the rest are ignored or were refused).
+    pub total: u64,
+    /// Of `total`, how many the running attempt has written so far; they are
+    /// committed together when it ends. Equal to `total` once succeeded.
+    pub done: u64,
+    /// Expenses created, once succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported: Option<u64>,
+    /// Transactions already imported before (or deleted since), once succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<u64>,
+    /// Money-in and zero transactions: not expenses.
+    pub ignored: u64,
+    /// Lines of the file that could not be read, in file order.
+    pub errors: Vec<LineError>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Times a worker took it up (more than one after a worker was lost).
+    pub attempts: u32,
+    #[serde(with = "crate::timefmt")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: DateTime<Utc>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    #[serde(
+        default,
+        with = "crate::timefmt::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub started_at: Option<DateTime<Utc>>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    #[serde(
+        default,
+        with = "crate::timefmt::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub finished_at: Option<DateTime<Utc>>,
+}

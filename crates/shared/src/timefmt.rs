@@ -20,3 +20,31 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTim
         .map(|t| t.with_timezone(&Utc))
         .map_err(serde::de::Error::custom)
 }
+
+/// `#[serde(with = "finance_shared::timefmt::option")]` for `Option<DateTime<Utc>>` fields.
+pub mod option {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        ts: &Option<DateTime<Utc>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match ts {
+            Some(ts) => serializer.collect_str(&super::format(ts)),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<DateTime<Utc>>, D::Error> {
+        Option::<String>::deserialize(deserializer)?
+            .map(|s| {
+                DateTime::parse_from_rfc3339(&s)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(serde::de::Error::custom)
+            })
+            .transpose()
+    }
+}

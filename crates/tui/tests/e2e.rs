@@ -32,6 +32,7 @@ async fn start_server(dir: &Path) -> Server {
         login_limits: Default::default(),
         trusted_proxies: Vec::new(),
         limits: Default::default(),
+        job_visibility: Duration::from_secs(30),
     };
     let state = AppState::from_settings(&settings)
         .await
@@ -41,9 +42,20 @@ async fn start_server(dir: &Path) -> Server {
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("address"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(finance_server::serve(state, listener, async {
-        let _ = stopped.await;
-    }));
+    let (stop_worker, mut worker_stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(finance_server::jobs::run_worker(
+        state.clone(),
+        async move {
+            let _ = worker_stopped.wait_for(|s| *s).await;
+        },
+    ));
+    tokio::spawn(async move {
+        let _ = finance_server::serve(state, listener, async {
+            let _ = stopped.await;
+        })
+        .await;
+        let _ = stop_worker.send(true);
+    });
     Server { url, _stop: stop }
 }
 

@@ -13,7 +13,7 @@ use uuid::Uuid;
 pub use mock::MockBank;
 
 /// A transaction as a bank reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BankTransaction {
     /// The bank's own id: stable across syncs, the key for deduplication.
     pub external_id: String,

@@ -2,33 +2,37 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Multipart, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use finance_shared::{
     CsvImportQuery, DEFAULT_IMPORT_CATEGORY, ErrorBody, Expense, FileImportResult,
-    IMPORT_COUNT_DEFAULT, IMPORT_COUNT_MAX, ImportResult, MockImportRequest, OfxImportQuery,
-    validate,
+    IMPORT_COUNT_DEFAULT, IMPORT_COUNT_MAX, ImportJob, ImportResult, MockImportQuery,
+    MockImportRequest, OfxImportQuery, validate,
 };
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
-use super::extract::{AuthUser, JsonObject};
+use super::extract::{ApiQuery, AuthUser, JsonObject};
 use super::idempotency::{self, IdempotencyHeader};
 use crate::AppState;
+use crate::bank::BankTransaction;
 use crate::bank::file::{Encoding, FileError, ParsedFile, decode, to_bank_transactions};
 use crate::bank::{FetchRequest, csv, ofx};
-use crate::store::{ImportRequest, StoreError, import_body};
+use crate::jobs::Report;
+use crate::store::{IdempotencyKey, ImportRequest, StoreError, import_body};
 
 /// `POST /api/imports/mock`
 #[utoipa::path(
     post, path = "/api/imports/mock", tag = "imports",
     security(("bearer" = [])),
-    params(IdempotencyHeader),
+    params(MockImportQuery, IdempotencyHeader),
     request_body = MockImportRequest,
     responses(
         (status = 201, description = "What was imported and what was already there", body = ImportResult),
+        (status = 202, description = "async=true: the import is queued; poll its status_url", body = ImportJob,
+            headers(("Location" = String, description = "The job's status_url"))),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
@@ -42,9 +46,16 @@ pub async fn mock(
     State(state): State<AppState>,
     auth: AuthUser,
     headers: HeaderMap,
+    ApiQuery(query): ApiQuery<MockImportQuery>,
     JsonObject(mut body): JsonObject,
 ) -> Result<Response, ApiError> {
-    let key = idempotency::key(&headers, "POST /api/imports/mock", body.canonical())?;
+    let background = query.background.unwrap_or(false);
+    let route = if background {
+        "POST /api/imports/mock?async=true"
+    } else {
+        "POST /api/imports/mock"
+    };
+    let key = idempotency::key(&headers, route, body.canonical())?;
     if let Some(replayed) = idempotency::replay(&state, auth.id, key.as_ref(), None).await? {
         return Ok(replayed);
     }
@@ -67,6 +78,21 @@ pub async fn mock(
         .fetch(request)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
+    if background {
+        let report = Report {
+            transactions: transactions.len() as u64,
+            ..Report::default()
+        };
+        return queue(
+            &state,
+            &auth,
+            state.bank.source(),
+            &transactions,
+            report,
+            key,
+        )
+        .await;
+    }
     let outcome = match state
         .store
         .import(
@@ -77,6 +103,7 @@ pub async fn mock(
                 idempotency: key.as_ref(),
                 dry_run: false,
                 body: &import_body,
+                progress: None,
             },
         )
         .await
@@ -224,6 +251,7 @@ struct FileImport<'a> {
     default_category: Option<String>,
     dry_run: bool,
     strict: bool,
+    background: bool,
 }
 
 async fn import_file(
@@ -253,6 +281,16 @@ async fn import_file(
     // upload replays, another file with the same key is refused.
     let key = if import.dry_run {
         None
+    } else if import.background {
+        let digest: String = Sha256::digest(&upload.bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        idempotency::key(
+            headers,
+            &format!("{}?async=true", import.route),
+            &format!("{}\n{digest}", upload.query),
+        )?
     } else {
         let digest: String = Sha256::digest(&upload.bytes)
             .iter()
@@ -268,6 +306,14 @@ async fn import_file(
         return Ok(replayed);
     }
     let errors = parsed.errors;
+    if import.background && !import.dry_run {
+        let report = Report {
+            transactions: totals.transactions,
+            ignored: totals.ignored,
+            errors,
+        };
+        return queue(state, auth, import.source, &transactions, report, key).await;
+    }
     let result = |imported: &[Expense], skipped: u64| FileImportResult {
         dry_run: import.dry_run,
         transactions: totals.transactions,
@@ -292,6 +338,7 @@ async fn import_file(
                 idempotency: key.as_ref(),
                 dry_run: import.dry_run,
                 body: &body,
+                progress: None,
             },
         )
         .await
@@ -353,6 +400,8 @@ async fn parse_off_thread<T: Send + 'static>(
     responses(
         (status = 201, description = "What was imported, skipped, ignored and refused (line by line)", body = FileImportResult),
         (status = 200, description = "dry_run: what would be imported and skipped", body = FileImportResult),
+        (status = 202, description = "async=true: the import is queued; poll its status_url", body = ImportJob,
+            headers(("Location" = String, description = "The job's status_url"))),
         (status = 400, description = "Bad query string or unreadable form", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 409, description = "A request with this Idempotency-Key is still in progress", body = ErrorBody),
@@ -403,6 +452,7 @@ pub async fn csv(
         default_category: query.default_category,
         dry_run: query.dry_run.unwrap_or(false),
         strict: query.strict.unwrap_or(false),
+        background: query.background.unwrap_or(false),
     };
     import_file(&state, &auth, &headers, &upload, import, parsed).await
 }
@@ -422,6 +472,8 @@ pub async fn csv(
     responses(
         (status = 201, description = "What was imported, skipped, ignored and refused; each FITID is imported once", body = FileImportResult),
         (status = 200, description = "dry_run: what would be imported and skipped", body = FileImportResult),
+        (status = 202, description = "async=true: the import is queued; poll its status_url", body = ImportJob,
+            headers(("Location" = String, description = "The job's status_url"))),
         (status = 400, description = "Bad query string or unreadable form", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 409, description = "A request with this Idempotency-Key is still in progress", body = ErrorBody),
@@ -468,6 +520,76 @@ pub async fn ofx(
         default_category: query.default_category,
         dry_run: query.dry_run.unwrap_or(false),
         strict: query.strict.unwrap_or(false),
+        background: query.background.unwrap_or(false),
     };
     import_file(&state, &auth, &headers, &upload, import, statement.parsed).await
+}
+
+/// Queues an import to run in the background: 202 with the job, whose
+/// `status_url` is also the `Location`.
+async fn queue(
+    state: &AppState,
+    auth: &AuthUser,
+    source: &str,
+    transactions: &[BankTransaction],
+    report: Report,
+    key: Option<IdempotencyKey>,
+) -> Result<Response, ApiError> {
+    let job = match state
+        .jobs
+        .submit(
+            state.store.as_ref(),
+            auth.id,
+            source,
+            transactions,
+            report,
+            key.as_ref(),
+        )
+        .await
+    {
+        Err(StoreError::Conflict) if key.is_some() => {
+            return idempotency::replay(state, auth.id, key.as_ref(), None)
+                .await?
+                .ok_or(ApiError::Conflict(
+                    "a request with this Idempotency-Key is in progress",
+                ));
+        }
+        other => other?,
+    };
+    tracing::info!(user = %auth.id, job = %job.job_id, source, total = job.total, "import queued");
+    let location =
+        HeaderValue::from_str(&job.status_url).map_err(|e| ApiError::Internal(e.into()))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(job),
+    )
+        .into_response())
+}
+
+/// `GET /api/imports/{job_id}`
+#[utoipa::path(
+    get, path = "/api/imports/{job_id}", tag = "imports",
+    security(("bearer" = [])),
+    params(("job_id" = String, Path, format = Uuid, description = "The id a 202 answered with")),
+    responses(
+        (status = 200, description = "Where the import is: queued, running (with progress), succeeded or failed", body = ImportJob),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 404, description = "No such job, or another user's", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn job(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<ImportJob>, ApiError> {
+    let id: uuid::Uuid = id.parse().map_err(|_| ApiError::NotFound)?;
+    let record = state
+        .store
+        .job(id)
+        .await?
+        .filter(|job| job.user_id == auth.id)
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(state.jobs.view(&record).await))
 }

@@ -56,6 +56,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(categories::list))
         .routes(routes!(categories::rename))
         .routes(routes!(imports::mock))
+        .routes(routes!(imports::job))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(imports::csv))

@@ -50,6 +50,7 @@ const OPERATION_IDS: &[(&str, &str, &str)] = &[
     ("/api/imports/mock", "post", "importMock"),
     ("/api/imports/csv", "post", "importCsv"),
     ("/api/imports/ofx", "post", "importOfx"),
+    ("/api/imports/{job_id}", "get", "getImportJob"),
     ("/healthz", "get", "health"),
     ("/readyz", "get", "readiness"),
 ];
@@ -80,6 +81,22 @@ impl Modify for Contract {
                     .find(|(p, m, _)| p == path && *m == method)
                 {
                     operation.operation_id = Some((*id).to_owned());
+                }
+                // A queued import can be followed by its id.
+                if path.starts_with("/api/imports/")
+                    && method == "post"
+                    && let Some(RefOr::T(queued)) = operation.responses.responses.get_mut("202")
+                {
+                    queued.links.insert(
+                        "GetImportJob".to_owned(),
+                        RefOr::T(
+                            LinkBuilder::new()
+                                .operation_id("getImportJob")
+                                .parameter("job_id", "$response.body#/job_id")
+                                .description("The import just queued")
+                                .build(),
+                        ),
+                    );
                 }
                 // A created expense can be fetched by its id: stateful testers follow this.
                 if path == "/api/expenses"

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use finance_shared::{CategoryInfo, CategoryTotal, Expense, Money, MonthTotal, Summary, User};
+use finance_shared::{
+    CategoryInfo, CategoryTotal, Expense, ImportJobStatus, Money, MonthTotal, Summary, User,
+};
 use uuid::Uuid;
 
 pub use cursor::Cursor;
@@ -168,6 +170,8 @@ pub struct ImportRequest<'a> {
     /// Roll back instead of committing.
     pub dry_run: bool,
     pub body: &'a ImportBody<'a>,
+    /// Told how many transactions have been written so far, after each batch.
+    pub progress: Option<&'a (dyn Fn(usize) + Send + Sync)>,
 }
 
 /// What an import wrote.
@@ -175,6 +179,97 @@ pub struct ImportRequest<'a> {
 pub struct ImportOutcome {
     pub imported: Vec<Expense>,
     pub skipped: u64,
+}
+
+/// A background import about to be queued.
+#[derive(Clone, Debug)]
+pub struct NewJob {
+    pub id: Uuid,
+    pub source: String,
+    /// The transactions to write, as JSON.
+    pub payload: Vec<u8>,
+    /// What reading the file found, as JSON (see `jobs::Report`).
+    pub report: String,
+    /// Transactions to write.
+    pub total: u64,
+}
+
+/// A background import as stored (without its transactions).
+#[derive(Clone, Debug)]
+pub struct JobRecord {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub source: String,
+    pub status: ImportJobStatus,
+    pub report: String,
+    pub total: u64,
+    pub imported: Option<u64>,
+    pub skipped: Option<u64>,
+    pub error: Option<String>,
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// How a background import ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobEnd {
+    Succeeded { imported: u64, skipped: u64 },
+    Failed(String),
+}
+
+/// The columns a [`JobRecord`] is read from, in the order of [`JobRow`].
+macro_rules! job_columns {
+    () => {
+        "id, user_id, source, status, report, total, imported, skipped, error, attempts, \
+         created_at, started_at, finished_at"
+    };
+}
+pub(crate) use job_columns;
+
+/// A row of `import_jobs` as [`job_columns`] reads it.
+pub(crate) type JobRow = (
+    Uuid,
+    Uuid,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    i32,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
+
+pub(crate) fn job_from_row(row: JobRow) -> Result<JobRecord, sqlx::Error> {
+    let (id, user_id, source, status, report, total, imported, skipped, error, attempts) = (
+        row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9,
+    );
+    let time = |micros: i64| {
+        DateTime::from_timestamp_micros(micros)
+            .ok_or_else(|| sqlx::Error::Decode(format!("timestamp out of range: {micros}").into()))
+    };
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    Ok(JobRecord {
+        id,
+        user_id,
+        source,
+        status: ImportJobStatus::parse(&status)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown job status {status:?}").into()))?,
+        report,
+        total: count(total),
+        imported: imported.map(count),
+        skipped: skipped.map(count),
+        error,
+        attempts: u32::try_from(attempts).unwrap_or(0),
+        created_at: time(row.10)?,
+        started_at: row.11.map(time).transpose()?,
+        finished_at: row.12.map(time).transpose()?,
+    })
 }
 
 /// Connection pool occupancy.
@@ -309,6 +404,37 @@ pub trait Store: Send + Sync + 'static {
         from: &str,
         to: &str,
     ) -> Result<Option<u64>, StoreError>;
+
+    /// Queues a background import: the job, and with a key, the response
+    /// (202, `response`) in the same transaction (`Conflict` if the key was taken).
+    async fn create_job(
+        &self,
+        user_id: Uuid,
+        job: &NewJob,
+        idempotency: Option<&IdempotencyKey>,
+        response: &str,
+    ) -> Result<(), StoreError>;
+
+    /// A background import.
+    async fn job(&self, id: Uuid) -> Result<Option<JobRecord>, StoreError>;
+
+    /// Marks a queued or running job running (one more attempt) and returns
+    /// it with its transactions; `None` if it has ended or does not exist.
+    async fn start_job(&self, id: Uuid) -> Result<Option<(JobRecord, Vec<u8>)>, StoreError>;
+
+    /// Ends a job that has not ended yet; `false` if it had.
+    async fn finish_job(&self, id: Uuid, end: &JobEnd) -> Result<bool, StoreError>;
+
+    /// Notes that the queue has the job.
+    async fn mark_enqueued(&self, id: Uuid) -> Result<(), StoreError>;
+
+    /// Jobs that have not ended, created before `before`, oldest first: all of
+    /// them, or only those the queue was never given.
+    async fn unfinished_jobs(
+        &self,
+        before: DateTime<Utc>,
+        only_unqueued: bool,
+    ) -> Result<Vec<Uuid>, StoreError>;
 
     /// Per-month, per-category totals of the days `from..=to`: rows of
     /// (`YYYY-MM`, category, total, count).

@@ -15,8 +15,9 @@ use crate::bank::BankTransaction;
 use super::group_commit::{BatchWriter, GroupCommit, NewExpense, by_user};
 use super::{
     ExpenseInput, ExpensePatch, IDEMPOTENCY_WINDOW_SECS, IdempotencyKey, ImportOutcome,
-    ImportRequest, ListFilter, PoolSettings, Rollup, SessionState, Store, StoreError,
-    StoredResponse, SummarySpans, UserCredentials, expense_columns, now_micros, summary_from_rows,
+    ImportRequest, JobEnd, JobRecord, JobRow, ListFilter, NewJob, PoolSettings, Rollup,
+    SessionState, Store, StoreError, StoredResponse, SummarySpans, UserCredentials,
+    expense_columns, job_columns, job_from_row, now_micros, summary_from_rows,
 };
 
 /// The PostgreSQL store.
@@ -579,7 +580,7 @@ impl Store for PgStore {
         let created_at = now_micros();
         let mut tx = self.pool.begin().await?;
         let mut imported = Vec::new();
-        for chunk in request.transactions.chunks(super::IMPORT_BATCH) {
+        for (index, chunk) in request.transactions.chunks(super::IMPORT_BATCH).enumerate() {
             let rows: Vec<(Expense, &BankTransaction)> = chunk
                 .iter()
                 .map(|t| (t.to_expense(request.source, created_at), t))
@@ -590,6 +591,9 @@ impl Store for PgStore {
                     .map(|(e, _)| e)
                     .filter(|e| written.contains(&e.id)),
             );
+            if let Some(progress) = request.progress {
+                progress(index * super::IMPORT_BATCH + chunk.len());
+            }
         }
         let skipped = (request.transactions.len() - imported.len()) as u64;
         if request.dry_run {
@@ -760,6 +764,119 @@ impl Store for PgStore {
             .await?;
         tx.commit().await?;
         Ok(Some(moved))
+    }
+
+    async fn create_job(
+        &self,
+        user_id: Uuid,
+        job: &NewJob,
+        idempotency: Option<&IdempotencyKey>,
+        response: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO import_jobs (id, user_id, source, status, payload, report, total, created_at) \
+             VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7)",
+        )
+        .bind(job.id)
+        .bind(user_id)
+        .bind(&job.source)
+        .bind(&job.payload)
+        .bind(&job.report)
+        .bind(i64::try_from(job.total).unwrap_or(i64::MAX))
+        .bind(now_micros().timestamp_micros())
+        .execute(&mut *tx)
+        .await?;
+        remember(&mut tx, user_id, idempotency, 202, response.to_owned()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn job(&self, id: Uuid) -> Result<Option<JobRecord>, StoreError> {
+        let row: Option<JobRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM import_jobs WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(job_from_row).transpose()?)
+    }
+
+    async fn start_job(&self, id: Uuid) -> Result<Option<(JobRecord, Vec<u8>)>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<JobRow> = sqlx::query_as(concat!(
+            "UPDATE import_jobs SET status = 'running', attempts = attempts + 1, started_at = $1 \
+             WHERE id = $2 AND status IN ('queued', 'running') AND payload IS NOT NULL RETURNING ",
+            job_columns!()
+        ))
+        .bind(now_micros().timestamp_micros())
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let payload: Vec<u8> = sqlx::query_scalar("SELECT payload FROM import_jobs WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some((job_from_row(row)?, payload)))
+    }
+
+    async fn finish_job(&self, id: Uuid, end: &JobEnd) -> Result<bool, StoreError> {
+        let (status, imported, skipped, error) = match end {
+            JobEnd::Succeeded { imported, skipped } => (
+                "succeeded",
+                Some(i64::try_from(*imported).unwrap_or(i64::MAX)),
+                Some(i64::try_from(*skipped).unwrap_or(i64::MAX)),
+                None,
+            ),
+            JobEnd::Failed(why) => ("failed", None, None, Some(why.as_str())),
+        };
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE import_jobs SET status = $1, imported = $2, skipped = $3, error = $4, \
+             finished_at = $5, payload = NULL WHERE id = $6 AND status IN ('queued', 'running')",
+        )
+        .bind(status)
+        .bind(imported)
+        .bind(skipped)
+        .bind(error)
+        .bind(now_micros().timestamp_micros())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(done == 1)
+    }
+
+    async fn mark_enqueued(&self, id: Uuid) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE import_jobs SET enqueued = TRUE WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn unfinished_jobs(
+        &self,
+        before: DateTime<Utc>,
+        only_unqueued: bool,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM import_jobs WHERE status IN ('queued', 'running') AND created_at < $1 \
+             AND (enqueued = FALSE OR NOT $2) ORDER BY created_at",
+        )
+        .bind(before.timestamp_micros())
+        .bind(only_unqueued)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn monthly_totals(

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate};
+use chrono::{DateTime, NaiveDate, Utc};
 use finance_shared::{CategoryInfo, Expense, Money, Summary, User};
 use sqlx::query_builder::Separated;
 use sqlx::sqlite::{
@@ -26,8 +26,9 @@ use super::group_commit::{BatchWriter, GroupCommit, NewExpense, by_user};
 use super::sessions::{Sessions, UserState};
 use super::{
     ExpenseInput, ExpensePatch, IDEMPOTENCY_WINDOW_SECS, IdempotencyKey, ImportOutcome,
-    ImportRequest, ListFilter, PoolSettings, Rollup, SessionState, Store, StoreError,
-    StoredResponse, SummarySpans, UserCredentials, expense_columns, now_micros, summary_from_rows,
+    ImportRequest, JobEnd, JobRecord, JobRow, ListFilter, NewJob, PoolSettings, Rollup,
+    SessionState, Store, StoreError, StoredResponse, SummarySpans, UserCredentials,
+    expense_columns, job_columns, job_from_row, now_micros, summary_from_rows,
 };
 
 /// The writer's page cache: 16 MiB (negative: KiB, as SQLite takes it).
@@ -691,7 +692,7 @@ impl Store for SqliteStore {
         self.write(user_id, async {
             let mut tx = self.begin_write().await?;
             let mut imported = Vec::new();
-            for chunk in request.transactions.chunks(super::IMPORT_BATCH) {
+            for (index, chunk) in request.transactions.chunks(super::IMPORT_BATCH).enumerate() {
                 let rows: Vec<(Expense, &BankTransaction)> = chunk
                     .iter()
                     .map(|t| (t.to_expense(request.source, created_at), t))
@@ -702,6 +703,9 @@ impl Store for SqliteStore {
                         .map(|(e, _)| e)
                         .filter(|e| written.contains(&e.id)),
                 );
+                if let Some(progress) = request.progress {
+                    progress(index * super::IMPORT_BATCH + chunk.len());
+                }
             }
             let skipped = (request.transactions.len() - imported.len()) as u64;
             if request.dry_run {
@@ -878,6 +882,119 @@ impl Store for SqliteStore {
         Ok(Some(moved))
         })
         .await
+    }
+
+    async fn create_job(
+        &self,
+        user_id: Uuid,
+        job: &NewJob,
+        idempotency: Option<&IdempotencyKey>,
+        response: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO import_jobs (id, user_id, source, status, payload, report, total, created_at) \
+             VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)",
+        )
+        .bind(job.id)
+        .bind(user_id)
+        .bind(&job.source)
+        .bind(&job.payload)
+        .bind(&job.report)
+        .bind(i64::try_from(job.total).unwrap_or(i64::MAX))
+        .bind(now_micros().timestamp_micros())
+        .execute(&mut *tx)
+        .await?;
+        remember(&mut tx, user_id, idempotency, 202, response.to_owned()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn job(&self, id: Uuid) -> Result<Option<JobRecord>, StoreError> {
+        let row: Option<JobRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM import_jobs WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.readers)
+        .await?;
+        Ok(row.map(job_from_row).transpose()?)
+    }
+
+    async fn start_job(&self, id: Uuid) -> Result<Option<(JobRecord, Vec<u8>)>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let row: Option<JobRow> = sqlx::query_as(concat!(
+            "UPDATE import_jobs SET status = 'running', attempts = attempts + 1, started_at = ? \
+             WHERE id = ? AND status IN ('queued', 'running') AND payload IS NOT NULL RETURNING ",
+            job_columns!()
+        ))
+        .bind(now_micros().timestamp_micros())
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let payload: Vec<u8> = sqlx::query_scalar("SELECT payload FROM import_jobs WHERE id = ?")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some((job_from_row(row)?, payload)))
+    }
+
+    async fn finish_job(&self, id: Uuid, end: &JobEnd) -> Result<bool, StoreError> {
+        let (status, imported, skipped, error) = match end {
+            JobEnd::Succeeded { imported, skipped } => (
+                "succeeded",
+                Some(i64::try_from(*imported).unwrap_or(i64::MAX)),
+                Some(i64::try_from(*skipped).unwrap_or(i64::MAX)),
+                None,
+            ),
+            JobEnd::Failed(why) => ("failed", None, None, Some(why.as_str())),
+        };
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE import_jobs SET status = ?, imported = ?, skipped = ?, error = ?, \
+             finished_at = ?, payload = NULL WHERE id = ? AND status IN ('queued', 'running')",
+        )
+        .bind(status)
+        .bind(imported)
+        .bind(skipped)
+        .bind(error)
+        .bind(now_micros().timestamp_micros())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(done == 1)
+    }
+
+    async fn mark_enqueued(&self, id: Uuid) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE import_jobs SET enqueued = 1 WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn unfinished_jobs(
+        &self,
+        before: DateTime<Utc>,
+        only_unqueued: bool,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM import_jobs WHERE status IN ('queued', 'running') AND created_at < ? \
+             AND (enqueued = 0 OR NOT ?) ORDER BY created_at",
+        )
+        .bind(before.timestamp_micros())
+        .bind(only_unqueued)
+        .fetch_all(&self.readers)
+        .await?)
     }
 
     async fn monthly_totals(

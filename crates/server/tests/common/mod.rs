@@ -111,6 +111,9 @@ pub struct Spec {
     pub limits: finance_server::config::ServerLimits,
     /// Zero turns the summary cache off.
     pub cache_ttl: Duration,
+    /// Run background imports in the server, as `serve` does by default.
+    pub worker: bool,
+    pub job_visibility: Duration,
 }
 
 impl Spec {
@@ -125,6 +128,8 @@ impl Spec {
                 acquire_timeout: Duration::from_secs(5),
                 limits: Default::default(),
                 cache_ttl: Duration::from_secs(60),
+                worker: true,
+                job_visibility: Duration::from_secs(30),
             },
             Backend::Postgres => Spec {
                 database_url: fresh_postgres_database().await,
@@ -134,6 +139,8 @@ impl Spec {
                 acquire_timeout: Duration::from_secs(5),
                 limits: Default::default(),
                 cache_ttl: Duration::from_secs(60),
+                worker: true,
+                job_visibility: Duration::from_secs(30),
             },
         }
     }
@@ -153,6 +160,7 @@ impl Spec {
             login_limits: self.login_limits,
             trusted_proxies: self.trusted_proxies.clone(),
             limits: self.limits,
+            job_visibility: self.job_visibility,
         }
     }
 }
@@ -248,12 +256,23 @@ pub async fn start(spec: &Spec) -> TestApp {
         .expect("bind");
     let addr = listener.local_addr().expect("local address");
     let (tx, rx) = oneshot::channel::<()>();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    if spec.worker {
+        let mut stopped = stopped;
+        tokio::spawn(finance_server::jobs::run_worker(
+            state.clone(),
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            },
+        ));
+    }
     let serving = state.clone();
     tokio::spawn(async move {
         let _ = finance_server::serve(serving, listener, async {
             let _ = rx.await;
         })
         .await;
+        let _ = stop.send(true);
     });
     TestApp {
         base: format!("http://{addr}"),
