@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use finance_shared::{
     AuthResponse, CategoryList, CategoryRename, Credentials, ErrorBody, ErrorCode, Expense,
-    ExpensePage, ExpenseUpdate, ExportQuery, FileImportResult, ImportResult, ListQuery,
+    ExpensePage, ExpenseUpdate, ExportQuery, FileImportResult, ImportJob, ImportResult, ListQuery,
     MockImportRequest, NewExpense, RenameResult, Summary, SummaryQuery, Trend, TrendQuery, User,
 };
 use reqwest::{Method, StatusCode};
@@ -267,6 +267,31 @@ impl Client {
             .timeout(TRANSFER_TIMEOUT)
             .body(bytes);
         self.answer(req).await
+    }
+
+    /// Sends a bank file to be imported in the background: the queued job.
+    pub async fn import_file_in_background(
+        &self,
+        kind: &str,
+        query: &[(String, String)],
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Answer<ImportJob>, ApiError> {
+        let mut query = query.to_vec();
+        query.push(("async".into(), "true".into()));
+        let req = self
+            .request(Method::POST, &format!("/api/imports/{kind}"))
+            .query(&query)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .timeout(TRANSFER_TIMEOUT)
+            .body(bytes);
+        self.answer(req).await
+    }
+
+    /// Where a background import is, from its `status_url`.
+    pub async fn import_job(&self, status_url: &str) -> Result<Answer<ImportJob>, ApiError> {
+        self.call(Method::GET, status_url, None::<&()>, None::<&()>)
+            .await
     }
 
     /// Streams the export into `out` as it arrives; the number of bytes written.

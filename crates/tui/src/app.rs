@@ -3,8 +3,8 @@
 
 use chrono::{Datelike, Months, NaiveDate};
 use finance_shared::{
-    AuthResponse, Credentials, Expense, ExpensePage, ExpenseUpdate, FileImportResult, ImportResult,
-    Money, NewExpense, Summary, Trend, validate,
+    AuthResponse, Credentials, Expense, ExpensePage, ExpenseUpdate, ImportJob, ImportJobStatus,
+    ImportResult, Money, NewExpense, Summary, Trend, validate,
 };
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use uuid::Uuid;
@@ -40,6 +40,10 @@ pub enum Command {
         /// CSV column mapping, as query pairs.
         mapping: Vec<(String, String)>,
     },
+    /// Ask where a background import is, after a short pause.
+    PollImport {
+        status_url: String,
+    },
     /// Month-by-month totals of the months up to `end`.
     LoadTrend {
         end: NaiveDate,
@@ -65,7 +69,10 @@ pub enum Msg {
     Updated(Result<Expense, ApiError>),
     Deleted(Result<Uuid, ApiError>),
     Imported(Result<ImportResult, ApiError>),
-    FileImported(Result<FileImportResult, ApiError>),
+    /// A file import was queued (202), or refused at once.
+    ImportQueued(Result<ImportJob, ApiError>),
+    /// Where a queued import is now.
+    ImportPolled(Result<ImportJob, ApiError>),
     TrendLoaded(Result<Trend, ApiError>),
 }
 
@@ -308,6 +315,8 @@ pub struct App {
     pub trend: Option<Trend>,
     /// Bumped by every refresh, so a late answer to an older one is dropped.
     pub generation: u64,
+    /// A background import under way (its progress shows in the status line).
+    pub import: Option<ImportJob>,
 }
 
 impl App {
@@ -338,6 +347,7 @@ impl App {
             searching: false,
             trend: None,
             generation: 0,
+            import: None,
         }
     }
 
@@ -536,30 +546,12 @@ impl App {
                     Err(e) => self.on_error(e),
                 }
             }
-            Msg::FileImported(result) => {
+            Msg::ImportQueued(result) => {
                 self.done();
                 match result {
-                    Ok(r) => {
-                        let mut text = format!(
-                            "Read {}: imported {}, skipped {}, ignored {} money-in",
-                            r.transactions, r.imported, r.skipped, r.ignored
-                        );
-                        if let Some(first) = r.errors.first() {
-                            text.push_str(&format!(
-                                "; {} bad lines (line {}: {})",
-                                r.errors.len(),
-                                first.line,
-                                first.message
-                            ));
-                        }
-                        let tone = if r.errors.is_empty() {
-                            Tone::Info
-                        } else {
-                            Tone::Error
-                        };
+                    Ok(job) => {
                         self.overlay = Overlay::None;
-                        self.set_status(tone, text);
-                        self.refresh()
+                        self.on_import_job(job)
                     }
                     Err(ApiError::Refused { body, .. })
                         if matches!(self.overlay, Overlay::ImportFile(_)) =>
@@ -579,6 +571,16 @@ impl App {
                     Err(e) => self.on_error(e),
                 }
             }
+            Msg::ImportPolled(result) => {
+                self.done();
+                match result {
+                    Ok(job) => self.on_import_job(job),
+                    Err(e) => {
+                        self.import = None;
+                        self.on_error(e)
+                    }
+                }
+            }
             Msg::TrendLoaded(result) => {
                 self.done();
                 match result {
@@ -588,6 +590,65 @@ impl App {
                     }
                     Err(e) => self.on_error(e),
                 }
+            }
+        }
+    }
+
+    /// Shows where a background import is: its progress while it runs
+    /// (polling again), what it did once it has ended.
+    fn on_import_job(&mut self, job: ImportJob) -> Vec<Command> {
+        match job.status {
+            ImportJobStatus::Queued | ImportJobStatus::Running => {
+                let text = if job.status == ImportJobStatus::Queued {
+                    format!("Import of {} transactions queued…", job.total)
+                } else {
+                    format!(
+                        "Importing: {} of {} written ({}%)…",
+                        job.done,
+                        job.total,
+                        (job.done * 100).checked_div(job.total).unwrap_or(0)
+                    )
+                };
+                self.set_status(Tone::Info, text);
+                let status_url = job.status_url.clone();
+                self.import = Some(job);
+                self.start(Command::PollImport { status_url })
+            }
+            ImportJobStatus::Succeeded => {
+                let mut text = format!(
+                    "Read {}: imported {}, skipped {}, ignored {} money-in",
+                    job.transactions,
+                    job.imported.unwrap_or(0),
+                    job.skipped.unwrap_or(0),
+                    job.ignored
+                );
+                if let Some(first) = job.errors.first() {
+                    text.push_str(&format!(
+                        "; {} bad lines (line {}: {})",
+                        job.errors.len(),
+                        first.line,
+                        first.message
+                    ));
+                }
+                let tone = if job.errors.is_empty() {
+                    Tone::Info
+                } else {
+                    Tone::Error
+                };
+                self.import = None;
+                self.set_status(tone, text);
+                self.refresh()
+            }
+            ImportJobStatus::Failed => {
+                self.import = None;
+                self.set_status(
+                    Tone::Error,
+                    format!(
+                        "The import failed: {}",
+                        job.error.as_deref().unwrap_or("no reason given")
+                    ),
+                );
+                Vec::new()
             }
         }
     }
@@ -973,6 +1034,33 @@ impl App {
 }
 
 #[cfg(test)]
+/// For tests: a background import of 2 transactions from a file with one bad line.
+pub(crate) fn import_job(status: ImportJobStatus, done: u64) -> ImportJob {
+    let id = Uuid::now_v7();
+    ImportJob {
+        job_id: id,
+        status_url: format!("/api/imports/{id}"),
+        status,
+        source: "csv".into(),
+        transactions: 3,
+        total: 2,
+        done,
+        imported: None,
+        skipped: None,
+        ignored: 1,
+        errors: vec![finance_shared::LineError {
+            line: 4,
+            message: "amount \"x\" must be a decimal number".into(),
+        }],
+        error: None,
+        attempts: 1,
+        created_at: chrono::Utc::now(),
+        started_at: None,
+        finished_at: None,
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use finance_shared::{CategoryTotal, User};
@@ -1275,6 +1363,26 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_failed_background_import_says_why_and_stops_polling() {
+        let mut app = with_rows(vec![]);
+        app.update(Msg::ImportQueued(Ok(super::import_job(
+            ImportJobStatus::Queued,
+            0,
+        ))));
+        let mut failed = super::import_job(ImportJobStatus::Failed, 0);
+        failed.error = Some("the database refused the import".into());
+        assert!(app.update(Msg::ImportPolled(Ok(failed))).is_empty());
+        assert!(app.import.is_none());
+        assert_eq!(
+            app.status,
+            (
+                Tone::Error,
+                "The import failed: the database refused the import".to_owned()
+            )
+        );
+    }
+
     fn with_rows(rows: Vec<Expense>) -> App {
         let (mut app, _) = App::logged_in("http://x", "a@b.co", today());
         app.update(Msg::Refreshed(
@@ -1438,23 +1546,38 @@ mod tests {
                 ],
             }]
         );
-        let result = FileImportResult {
-            dry_run: false,
-            transactions: 3,
-            imported: 1,
-            skipped: 0,
-            ignored: 1,
-            money_out: Money::from_minor(-100),
-            money_in: Money::from_minor(500),
-            errors: vec![finance_shared::LineError {
-                line: 4,
-                message: "amount \"x\" must be a decimal number".into(),
-            }],
-            expenses: vec![],
-        };
-        app.update(Msg::FileImported(Ok(result)));
-        assert_eq!(app.overlay, Overlay::None);
+        let mut job = super::import_job(ImportJobStatus::Queued, 0);
+        let polls = app.update(Msg::ImportQueued(Ok(job.clone())));
+        assert_eq!(app.overlay, Overlay::None, "the form closes once queued");
+        assert_eq!(
+            polls,
+            vec![Command::PollImport {
+                status_url: job.status_url.clone()
+            }]
+        );
+        assert!(app.status.1.contains("queued"), "{}", app.status.1);
+        job.status = ImportJobStatus::Running;
+        job.done = 1;
+        let polls = app.update(Msg::ImportPolled(Ok(job.clone())));
+        assert!(matches!(polls.as_slice(), [Command::PollImport { .. }]));
+        assert_eq!(app.status.1, "Importing: 1 of 2 written (50%)…");
+        assert_eq!(app.import.as_ref().map(|j| j.done), Some(1));
+        job.status = ImportJobStatus::Succeeded;
+        job.done = 2;
+        job.imported = Some(1);
+        job.skipped = Some(1);
+        let after = app.update(Msg::ImportPolled(Ok(job)));
+        assert!(
+            after.iter().any(|c| matches!(c, Command::Refresh(_))),
+            "{after:?}"
+        );
+        assert!(app.import.is_none());
         assert_eq!(app.status.0, Tone::Error);
+        assert!(
+            app.status.1.starts_with("Read 3: imported 1, skipped 1"),
+            "{}",
+            app.status.1
+        );
         assert!(app.status.1.contains("line 4"), "{}", app.status.1);
     }
 }

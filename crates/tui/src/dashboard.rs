@@ -203,7 +203,7 @@ fn execute(
                             FileKind::Csv => ("csv", "text/csv"),
                             FileKind::Ofx => ("ofx", "application/x-ofx"),
                         };
-                        c.import_file(route, &mapping, content_type, bytes)
+                        c.import_file_in_background(route, &mapping, content_type, bytes)
                             .await
                             .map(|a| a.value)
                     }
@@ -216,7 +216,14 @@ fn execute(
                         },
                     }),
                 };
-                send(&tx, Msg::FileImported(result));
+                send(&tx, Msg::ImportQueued(result));
+            });
+        }
+        Command::PollImport { status_url } => {
+            tokio::spawn(async move {
+                tokio::time::sleep(IMPORT_POLL).await;
+                let result = c.import_job(&status_url).await.map(|a| a.value);
+                send(&tx, Msg::ImportPolled(result));
             });
         }
         Command::Import => {
@@ -227,6 +234,9 @@ fn execute(
         }
     }
 }
+
+/// How often a background import's progress is asked for.
+const IMPORT_POLL: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// The list query of a view, from a cursor.
 fn list_query(view: &View, cursor: Option<String>) -> ListQuery {

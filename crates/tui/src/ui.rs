@@ -446,9 +446,9 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect) {
         _ if app.searching => "Enter keep · Esc clear",
         _ => "a add · e edit · d del · / search · ? help",
     };
-    // Hints give way to the status on a narrow terminal.
+    // Hints give way to the status on a narrow terminal, and to an import's progress.
     let hints_width = hints.chars().count() as u16 + 1;
-    let hints_width = if hints_width * 2 <= area.width {
+    let hints_width = if hints_width * 2 <= area.width && app.import.is_none() {
         hints_width
     } else {
         0
@@ -466,9 +466,27 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect) {
         }
         spans.push(Span::raw("  "));
     }
+    if let Some(job) = &app.import {
+        spans.push(Span::styled(
+            progress_bar(job.done, job.total, 10),
+            Style::new().fg(Color::Green),
+        ));
+        spans.push(Span::raw(" "));
+    }
     spans.push(Span::styled(app.status.1.as_str(), style));
     frame.render_widget(Paragraph::new(Line::from(spans)), left);
     frame.render_widget(Paragraph::new(Line::from(hints).fg(Color::DarkGray)), right);
+}
+
+/// `▕█████░░░░░▏`: `done` of `total` in `cells` cells.
+fn progress_bar(done: u64, total: u64, cells: u64) -> String {
+    let filled = (done.min(total) * cells).checked_div(total).unwrap_or(0);
+    let mut bar = String::from("▕");
+    for cell in 0..cells {
+        bar.push(if cell < filled { '█' } else { '░' });
+    }
+    bar.push('▏');
+    bar
 }
 
 fn render_help(frame: &mut Frame, area: Rect) {
@@ -737,6 +755,14 @@ mod tests {
         key(&mut app, KeyCode::Tab);
         type_text(&mut app, "date=Posting Date; amount=Amount");
         insta::assert_snapshot!(format!("{menu}\n{}", screen(&app)));
+    }
+
+    #[test]
+    fn a_background_import_shows_its_progress() {
+        let mut app = dashboard();
+        let job = crate::app::import_job(finance_shared::ImportJobStatus::Running, 1);
+        app.update(crate::app::Msg::ImportPolled(Ok(job)));
+        insta::assert_snapshot!(screen(&app));
     }
 
     #[test]
