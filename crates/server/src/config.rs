@@ -157,6 +157,9 @@ pub enum Command {
     },
     /// Run background imports only, taking jobs from Redis (needs REDIS_URL).
     Worker,
+    /// Apply the database migrations and exit (servers apply them too at
+    /// start-up; this lets a deployment run them once, before any server).
+    Migrate,
     /// Fill the database with users and realistic expenses (for trying and benchmarking),
     /// then print each user's email; their password is `seeded password`.
     Seed {

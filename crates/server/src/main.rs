@@ -54,6 +54,9 @@ async fn main() -> anyhow::Result<()> {
                 finish_worker(worker).await;
             }
         }
+        Command::Migrate => {
+            tracing::info!(backend = state.store.backend(), "migrations applied");
+        }
         Command::Worker => {
             if settings.redis.is_none() {
                 anyhow::bail!(
