@@ -54,6 +54,12 @@ pub struct Cli {
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
 
+    /// A read replica of the PostgreSQL primary, for lists, summaries, trends
+    /// and exports (a read falls back to the primary while the replica is
+    /// behind the user's last write, or down).
+    #[arg(long, env = "DATABASE_READ_URL")]
+    pub database_read_url: Option<String>,
+
     /// Redis URL for the shared cache. Default: an in-process cache.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
@@ -176,6 +182,7 @@ pub enum Command {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub database_url: String,
+    pub database_read_url: Option<String>,
     pub redis: Option<crate::cache::RedisSettings>,
     pub cache_ttl: Duration,
     pub jwt_secret: Secret,
@@ -225,6 +232,7 @@ impl Cli {
             .max(1);
         Ok(Settings {
             database_url,
+            database_read_url: self.database_read_url,
             redis: self.redis_url.map(|url| crate::cache::RedisSettings {
                 url,
                 key_prefix: self.redis_key_prefix,

@@ -45,11 +45,13 @@ impl AppState {
     pub async fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         // Metrics recorded before the recorder exists are lost: install it first.
         telemetry::metrics::handle();
-        let store = store::connect(&settings.database_url, &settings.pool)
-            .await
-            .with_context(|| {
-                format!("cannot open database {}", mask_url(&settings.database_url))
-            })?;
+        let store = store::connect(
+            &settings.database_url,
+            settings.database_read_url.as_deref(),
+            &settings.pool,
+        )
+        .await
+        .with_context(|| format!("cannot open database {}", mask_url(&settings.database_url)))?;
         tracing::info!(backend = store.backend(), url = %mask_url(&settings.database_url), "database ready");
         let cache: Arc<dyn CacheBackend> = match &settings.redis {
             _ if settings.cache_ttl.is_zero() => {

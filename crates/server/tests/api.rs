@@ -1340,7 +1340,7 @@ async fn cached_summary_matches_the_database_under_concurrent_writes(backend: Ba
     let truth = app
         .state
         .store
-        .summary(user_id, None, None)
+        .summary(user_id, 0, None, None)
         .await
         .expect("database summary");
     assert_eq!(cached.body, serde_json::to_value(&truth).expect("json"));

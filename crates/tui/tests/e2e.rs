@@ -23,6 +23,7 @@ struct Server {
 async fn start_server(dir: &Path) -> Server {
     let settings = Settings {
         database_url: format!("sqlite:{}", dir.join("finance.db").display()),
+        database_read_url: None,
         redis: None,
         cache_ttl: Duration::from_secs(60),
         jwt_secret: Secret::new("e2e-secret-e2e-secret-e2e-secret-e2e-secret"),

@@ -23,7 +23,7 @@ pub async fn list(
     auth: AuthUser,
 ) -> Result<Json<CategoryList>, ApiError> {
     Ok(Json(CategoryList {
-        categories: state.store.categories(auth.id).await?,
+        categories: state.store.categories(auth.id, auth.data_version).await?,
     }))
 }
 

@@ -271,6 +271,7 @@ pub async fn list(
         from: query.from,
         to: query.to,
         search: search.map(search_key),
+        seen_version: auth.data_version,
     };
     // No category holds control characters (they are refused on write), so
     // such a filter matches nothing; PostgreSQL would refuse a NUL outright.
@@ -337,7 +338,10 @@ pub async fn summary(
     let (body, outcome) = state
         .summaries
         .get_or_compute(key, || async {
-            let summary = state.store.summary(auth.id, query.from, query.to).await?;
+            let summary = state
+                .store
+                .summary(auth.id, auth.data_version, query.from, query.to)
+                .await?;
             serde_json::to_vec(&summary)
                 .map(Into::into)
                 .map_err(|e| ApiError::Internal(e.into()))
@@ -390,7 +394,10 @@ pub async fn trend(
                 .rev()
                 .map(|back| month_start(end, back).format("%Y-%m").to_string())
                 .collect();
-            let rows = state.store.monthly_totals(auth.id, from, to).await?;
+            let rows = state
+                .store
+                .monthly_totals(auth.id, auth.data_version, from, to)
+                .await?;
             let trend = Trend {
                 from,
                 to,
@@ -451,6 +458,7 @@ pub async fn export(
         limit: EXPORT_BATCH,
         from: query.from,
         to: query.to,
+        seen_version: auth.data_version,
         ..ListFilter::default()
     };
     // The first batch is read before answering, so an unreachable database is

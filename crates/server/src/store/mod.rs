@@ -128,6 +128,9 @@ pub struct ListFilter {
     pub to: Option<NaiveDate>,
     /// Lower-cased text the description or the category contains.
     pub search: Option<String>,
+    /// The user's data version the request saw (see [`SessionState`]): a
+    /// read replica behind it is not read.
+    pub seen_version: i64,
 }
 
 /// Transactions written per statement by an import (11 parameters each, well
@@ -365,10 +368,12 @@ pub trait Store: Send + Sync + 'static {
         filter: &ListFilter,
     ) -> Result<Vec<Expense>, StoreError>;
 
-    /// Per-category totals over an inclusive date range, computed by the database.
+    /// Per-category totals over an inclusive date range, computed by the
+    /// database (a replica only when it has caught up with `seen_version`).
     async fn summary(
         &self,
         user_id: Uuid,
+        seen_version: i64,
         from: Option<NaiveDate>,
         to: Option<NaiveDate>,
     ) -> Result<Summary, StoreError>;
@@ -394,7 +399,11 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_expense(&self, user_id: Uuid, id: Uuid) -> Result<bool, StoreError>;
 
     /// The user's categories with their count, total and latest day, most used first.
-    async fn categories(&self, user_id: Uuid) -> Result<Vec<CategoryInfo>, StoreError>;
+    async fn categories(
+        &self,
+        user_id: Uuid,
+        seen_version: i64,
+    ) -> Result<Vec<CategoryInfo>, StoreError>;
 
     /// Moves every expense of category `from` to `to`; how many moved, or
     /// `None` when no expense is in `from`.
@@ -441,17 +450,26 @@ pub trait Store: Send + Sync + 'static {
     async fn monthly_totals(
         &self,
         user_id: Uuid,
+        seen_version: i64,
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<(String, String, i64, i64)>, StoreError>;
 }
 
-/// Opens the database a URL names (`sqlite:` or `postgres:`) and applies its migrations.
-pub async fn connect(url: &str, pool: &PoolSettings) -> anyhow::Result<Arc<dyn Store>> {
+/// Opens the database a URL names (`sqlite:` or `postgres:`) and applies its
+/// migrations; `read_url` names a read replica of a PostgreSQL primary.
+pub async fn connect(
+    url: &str,
+    read_url: Option<&str>,
+    pool: &PoolSettings,
+) -> anyhow::Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
+        if read_url.is_some() {
+            anyhow::bail!("DATABASE_READ_URL needs a PostgreSQL DATABASE_URL");
+        }
         Ok(Arc::new(SqliteStore::connect(url, pool).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Ok(Arc::new(PgStore::connect(url, pool).await?))
+        Ok(Arc::new(PgStore::connect(url, read_url, pool).await?))
     } else {
         anyhow::bail!("unsupported DATABASE_URL: expected sqlite:PATH or postgres://...")
     }

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use finance_shared::{CategoryInfo, Expense, Money, Summary, User};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::query_builder::Separated;
 use sqlx::{Executor, QueryBuilder, Row};
@@ -23,12 +24,30 @@ use super::{
 /// The PostgreSQL store.
 pub struct PgStore {
     pool: PgPool,
+    /// A read replica for lists, summaries, trends and exports.
+    replica: Option<PgPool>,
     new_expenses: GroupCommit,
 }
 
+/// How long a read waits for a replica connection before using the primary.
+const REPLICA_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
+
 impl PgStore {
-    /// Connects and applies the migrations.
-    pub async fn connect(url: &str, pool: &PoolSettings) -> anyhow::Result<Self> {
+    /// Connects and applies the migrations (on the primary); the replica,
+    /// if any, is connected on first use.
+    pub async fn connect(
+        url: &str,
+        read_url: Option<&str>,
+        pool: &PoolSettings,
+    ) -> anyhow::Result<Self> {
+        let replica = read_url
+            .map(|read_url| {
+                PgPoolOptions::new()
+                    .max_connections(pool.max_connections.max(1))
+                    .acquire_timeout(REPLICA_ACQUIRE_TIMEOUT)
+                    .connect_lazy(read_url)
+            })
+            .transpose()?;
         let pool = PgPoolOptions::new()
             .max_connections(pool.max_connections.max(1))
             .acquire_timeout(pool.acquire_timeout)
@@ -38,8 +57,55 @@ impl PgStore {
             .run(&pool)
             .await?;
         let new_expenses = GroupCommit::start(ExpenseWriter { pool: pool.clone() });
-        Ok(PgStore { pool, new_expenses })
+        Ok(PgStore {
+            pool,
+            replica,
+            new_expenses,
+        })
     }
+
+    /// A connection to read the user's data on: the replica once it has
+    /// replayed the user's writes up to `seen_version` (it only moves on from
+    /// there, so what is read next is at least that fresh), else the primary.
+    /// A replica that is down or refuses is skipped, never an error.
+    async fn reader(
+        &self,
+        user_id: Uuid,
+        seen_version: i64,
+    ) -> Result<PoolConnection<sqlx::Postgres>, StoreError> {
+        if let Some(replica) = &self.replica {
+            match replica_connection(replica, user_id, seen_version).await {
+                Ok(Some(conn)) => {
+                    metrics::counter!("db_reads_total", "target" => "replica").increment(1);
+                    return Ok(conn);
+                }
+                Ok(None) => {
+                    metrics::counter!("db_reads_total", "target" => "primary", "why" => "replica_behind")
+                        .increment(1);
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "replica unavailable; reading from the primary");
+                    metrics::counter!("db_reads_total", "target" => "primary", "why" => "replica_unavailable")
+                        .increment(1);
+                }
+            }
+        }
+        Ok(self.pool.acquire().await?)
+    }
+}
+
+/// A replica connection that has caught up with `seen_version` for the user.
+async fn replica_connection(
+    replica: &PgPool,
+    user_id: Uuid,
+    seen_version: i64,
+) -> Result<Option<PoolConnection<sqlx::Postgres>>, sqlx::Error> {
+    let mut conn = replica.acquire().await?;
+    let version: Option<i64> = sqlx::query_scalar("SELECT data_version FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(version.is_some_and(|v| v >= seen_version).then_some(conn))
 }
 
 fn expense_from_row(row: &PgRow) -> Result<Expense, sqlx::Error> {
@@ -532,7 +598,8 @@ impl Store for PgStore {
         query
             .push(" ORDER BY spent_on DESC, created_at DESC, id DESC LIMIT ")
             .push_bind(i64::from(filter.limit));
-        let rows = query.build().fetch_all(&self.pool).await?;
+        let mut conn = self.reader(user_id, filter.seen_version).await?;
+        let rows = query.build().fetch_all(&mut *conn).await?;
         Ok(rows
             .iter()
             .map(expense_from_row)
@@ -542,10 +609,12 @@ impl Store for PgStore {
     async fn summary(
         &self,
         user_id: Uuid,
+        seen_version: i64,
         from: Option<NaiveDate>,
         to: Option<NaiveDate>,
     ) -> Result<Summary, StoreError> {
         let spans = SummarySpans::new(from, to);
+        let mut conn = self.reader(user_id, seen_version).await?;
         let rows: Vec<(String, i64, i64)> = sqlx::query_as(
             "SELECT c.name, SUM(r.total_minor)::BIGINT AS total, SUM(r.count)::BIGINT AS n FROM ( \
                SELECT category_key, total_minor, count FROM monthly_totals \
@@ -567,7 +636,7 @@ impl Store for PgStore {
         .bind(spans.months.1)
         .bind(spans.tail.0)
         .bind(spans.tail.1)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *conn)
         .await?;
         Ok(summary_from_rows(rows, from, to))
     }
@@ -669,7 +738,12 @@ impl Store for PgStore {
         Ok(true)
     }
 
-    async fn categories(&self, user_id: Uuid) -> Result<Vec<CategoryInfo>, StoreError> {
+    async fn categories(
+        &self,
+        user_id: Uuid,
+        seen_version: i64,
+    ) -> Result<Vec<CategoryInfo>, StoreError> {
+        let mut conn = self.reader(user_id, seen_version).await?;
         let rows: Vec<(String, i64, i64, NaiveDate)> = sqlx::query_as(
             "SELECT c.name, SUM(d.count)::BIGINT AS n, SUM(d.total_minor)::BIGINT, MAX(d.spent_on) \
              FROM daily_totals d JOIN categories c \
@@ -678,7 +752,7 @@ impl Store for PgStore {
              GROUP BY d.category_key, c.name ORDER BY n DESC, c.name ASC",
         )
         .bind(user_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *conn)
         .await?;
         Ok(rows.into_iter().map(super::category_info).collect())
     }
@@ -882,9 +956,11 @@ impl Store for PgStore {
     async fn monthly_totals(
         &self,
         user_id: Uuid,
+        seen_version: i64,
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<(String, String, i64, i64)>, StoreError> {
+        let mut conn = self.reader(user_id, seen_version).await?;
         Ok(sqlx::query_as(
             "SELECT to_char(d.spent_on, 'YYYY-MM') AS month, c.name, SUM(d.total_minor)::BIGINT AS total, \
              SUM(d.count)::BIGINT \
@@ -897,7 +973,7 @@ impl Store for PgStore {
         .bind(user_id)
         .bind(from)
         .bind(to)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *conn)
         .await?)
     }
 }

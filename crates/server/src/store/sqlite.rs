@@ -653,6 +653,7 @@ impl Store for SqliteStore {
     async fn summary(
         &self,
         user_id: Uuid,
+        _seen_version: i64,
         from: Option<NaiveDate>,
         to: Option<NaiveDate>,
     ) -> Result<Summary, StoreError> {
@@ -789,7 +790,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn categories(&self, user_id: Uuid) -> Result<Vec<CategoryInfo>, StoreError> {
+    async fn categories(
+        &self,
+        user_id: Uuid,
+        _seen_version: i64,
+    ) -> Result<Vec<CategoryInfo>, StoreError> {
         let rows: Vec<(String, i64, i64, NaiveDate)> = sqlx::query_as(
             "SELECT c.name, SUM(d.count) AS n, SUM(d.total_minor), MAX(d.spent_on) \
              FROM daily_totals d JOIN categories c \
@@ -1000,6 +1005,7 @@ impl Store for SqliteStore {
     async fn monthly_totals(
         &self,
         user_id: Uuid,
+        _seen_version: i64,
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<(String, String, i64, i64)>, StoreError> {

@@ -103,6 +103,8 @@ pub async fn redis_settings() -> RedisSettings {
 #[derive(Clone, Debug)]
 pub struct Spec {
     pub database_url: String,
+    /// A read replica (PostgreSQL).
+    pub database_read_url: Option<String>,
     pub redis: Option<RedisSettings>,
     pub login_limits: LoginLimits,
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -122,6 +124,7 @@ impl Spec {
         match backend {
             Backend::Sqlite => Spec {
                 database_url: format!("sqlite:{}", dir.path().join("finance.db").display()),
+                database_read_url: None,
                 redis: None,
                 login_limits: LoginLimits::default(),
                 trusted_proxies: Vec::new(),
@@ -133,6 +136,7 @@ impl Spec {
             },
             Backend::Postgres => Spec {
                 database_url: fresh_postgres_database().await,
+                database_read_url: None,
                 redis: Some(redis_settings().await),
                 login_limits: LoginLimits::default(),
                 trusted_proxies: Vec::new(),
@@ -148,6 +152,7 @@ impl Spec {
     fn settings(&self) -> Settings {
         Settings {
             database_url: self.database_url.clone(),
+            database_read_url: self.database_read_url.clone(),
             redis: self.redis.clone(),
             cache_ttl: self.cache_ttl,
             jwt_secret: Secret::new(SECRET),
