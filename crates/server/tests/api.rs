@@ -1262,7 +1262,7 @@ async fn readiness_reports_database_and_cache(backend: Backend) {
     assert_eq!(ready.body["database"], "up");
     let cache = match backend {
         Backend::Sqlite => "memory",
-        Backend::Postgres => "up",
+        Backend::Postgres | Backend::Mysql => "up",
     };
     assert_eq!(ready.body["cache"], cache);
 }

@@ -10,8 +10,17 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn summary_reflects_write_on_other_instance() {
+    summary_reflects_write_on_other_instance_on(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summary_reflects_write_on_other_instance_on_mysql() {
+    summary_reflects_write_on_other_instance_on(Backend::Mysql).await;
+}
+
+async fn summary_reflects_write_on_other_instance_on(backend: Backend) {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let spec = Spec::fresh(Backend::Postgres, &dir).await;
+    let spec = Spec::fresh(backend, &dir).await;
     let a = start(&spec).await;
     let b = start(&spec).await;
     let token = a.new_user().await;
@@ -48,8 +57,17 @@ async fn summary_reflects_write_on_other_instance() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_and_password_change_hold_on_every_instance() {
+    logout_and_password_change_hold_on_every_instance_on(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_and_password_change_hold_on_every_instance_on_mysql() {
+    logout_and_password_change_hold_on_every_instance_on(Backend::Mysql).await;
+}
+
+async fn logout_and_password_change_hold_on_every_instance_on(backend: Backend) {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let spec = Spec::fresh(Backend::Postgres, &dir).await;
+    let spec = Spec::fresh(backend, &dir).await;
     let a = start(&spec).await;
     let b = start(&spec).await;
     let email = common::unique_email();

@@ -415,6 +415,11 @@ async fn racing_imports_of_one_seed_land_once_on_postgres() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_imports_of_one_seed_land_once_on_mysql() {
+    racing_imports_of_one_seed_land_once(Backend::Mysql).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_at_start_degrades_then_recovers() {
     let port = common::spare_port();
     let dir = tempfile::tempdir().expect("temporary directory");

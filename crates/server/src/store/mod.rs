@@ -2,6 +2,7 @@
 
 mod cursor;
 mod group_commit;
+mod mysql;
 mod postgres;
 mod sessions;
 mod sqlite;
@@ -18,6 +19,7 @@ use finance_shared::{
 use uuid::Uuid;
 
 pub use cursor::Cursor;
+pub use mysql::MySqlStore;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -301,7 +303,7 @@ impl Default for PoolSettings {
 /// Everything the server keeps.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// `"sqlite"` or `"postgres"`.
+    /// `"sqlite"`, `"postgres"` or `"mysql"`.
     fn backend(&self) -> &'static str;
 
     /// Answers when the database does.
@@ -470,8 +472,15 @@ pub async fn connect(
         Ok(Arc::new(SqliteStore::connect(url, pool).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         Ok(Arc::new(PgStore::connect(url, read_url, pool).await?))
+    } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+        if read_url.is_some() {
+            anyhow::bail!("DATABASE_READ_URL needs a PostgreSQL DATABASE_URL");
+        }
+        Ok(Arc::new(MySqlStore::connect(url, pool).await?))
     } else {
-        anyhow::bail!("unsupported DATABASE_URL: expected sqlite:PATH or postgres://...")
+        anyhow::bail!(
+            "unsupported DATABASE_URL: expected sqlite:PATH, postgres://... or mysql://... (MariaDB too)"
+        )
     }
 }
 

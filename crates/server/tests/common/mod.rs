@@ -18,6 +18,8 @@ use tokio::sync::oneshot;
 
 /// Where the tests find PostgreSQL (a database they may create databases from).
 pub const POSTGRES_VAR: &str = "FINANCE_TEST_POSTGRES_URL";
+/// Where the tests find MySQL or MariaDB (a database they may create databases from).
+pub const MYSQL_VAR: &str = "FINANCE_TEST_MYSQL_URL";
 /// Where the tests find Redis.
 pub const REDIS_VAR: &str = "FINANCE_TEST_REDIS_URL";
 
@@ -30,10 +32,55 @@ pub enum Backend {
     Sqlite,
     /// A fresh PostgreSQL database with the real Redis.
     Postgres,
+    /// A fresh MariaDB (or MySQL) database with the real Redis.
+    Mysql,
 }
 
 pub fn postgres_admin_url() -> String {
     std::env::var(POSTGRES_VAR).unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+pub fn mysql_admin_url() -> String {
+    std::env::var(MYSQL_VAR).unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
+}
+
+/// Creates an empty MariaDB database for one test and returns its URL.
+/// Databases left by runs more than an hour old are dropped on the way.
+pub async fn fresh_mysql_database() -> String {
+    let admin = mysql_admin_url();
+    let mut conn = sqlx::MySqlConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("cannot reach MariaDB/MySQL at {admin}: {e}; start it or set {MYSQL_VAR}")
+        });
+    let now = chrono::Utc::now().timestamp();
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT CAST(schema_name AS CHAR) FROM information_schema.schemata WHERE schema_name LIKE 'finance\\_t\\_%'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("list test databases");
+    for name in names {
+        let created: i64 = name
+            .split('_')
+            .nth(2)
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(now);
+        if now - created > 3600 {
+            let _ = conn
+                .execute(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
+                .await;
+        }
+    }
+    let name = format!("finance_t_{now}_{}", uuid::Uuid::new_v4().simple());
+    conn.execute(AssertSqlSafe(format!(
+        "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin"
+    )))
+    .await
+    .expect("create test database");
+    let mut url = url::Url::parse(&admin).expect("valid MySQL URL");
+    url.set_path(&name);
+    url.to_string()
 }
 
 pub fn redis_url() -> String {
@@ -134,8 +181,11 @@ impl Spec {
                 worker: true,
                 job_visibility: Duration::from_secs(30),
             },
-            Backend::Postgres => Spec {
-                database_url: fresh_postgres_database().await,
+            Backend::Postgres | Backend::Mysql => Spec {
+                database_url: match backend {
+                    Backend::Mysql => fresh_mysql_database().await,
+                    _ => fresh_postgres_database().await,
+                },
                 database_read_url: None,
                 redis: Some(redis_settings().await),
                 login_limits: LoginLimits::default(),
@@ -436,6 +486,14 @@ macro_rules! on_every_backend {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name(super::Backend::Postgres).await
+                }
+            )*
+        }
+        mod mysql {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Mysql).await
                 }
             )*
         }
