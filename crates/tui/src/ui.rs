@@ -446,9 +446,12 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect) {
         _ if app.searching => "Enter keep · Esc clear",
         _ => "a add · e edit · d del · / search · ? help",
     };
-    // Hints give way to the status on a narrow terminal, and to an import's progress.
+    // Hints give way to the status on a narrow terminal, to an import's
+    // progress, and to an error too long to share the line with them.
     let hints_width = hints.chars().count() as u16 + 1;
-    let hints_width = if hints_width * 2 <= area.width && app.import.is_none() {
+    let status_width = app.status.1.chars().count() as u16 + 14;
+    let crowded = app.status.0 == Tone::Error && status_width + hints_width > area.width;
+    let hints_width = if hints_width * 2 <= area.width && app.import.is_none() && !crowded {
         hints_width
     } else {
         0

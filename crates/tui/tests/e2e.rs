@@ -213,6 +213,30 @@ async fn dashboard_register_add_import_quit() {
     tui.wait_for("Delete this expense?").await;
     tui.keys("y");
     tui.wait_for("20 expenses").await;
+
+    // A bank file is imported in the background; the status line follows it.
+    let statement = dir.path().join("statement.csv");
+    std::fs::write(
+        &statement,
+        "date,amount,description\n2026-11-02,-3.50,Bakery\n2026-11-03,-12.00,Cinema\nbad,-1.00,Nope\n",
+    )
+    .expect("write the statement");
+    tui.keys("i");
+    tui.wait_for("Import from").await;
+    tui.keys("c");
+    tui.wait_for("Import a CSV file").await;
+    tui.type_text(&statement.display().to_string()).await;
+    tui.keys("\r");
+    tui.wait_for("Read 2: imported 2, skipped 0").await;
+    tui.wait_for("22 expenses").await;
+    tui.keys("i");
+    tui.wait_for("Import from").await;
+    tui.keys("c");
+    tui.type_text(&statement.display().to_string()).await;
+    tui.keys("\r");
+    tui.wait_for("Read 2: imported 0, skipped 2").await;
+    let screen = tui.wait_for("1 bad lines (line 4").await;
+    assert!(screen.contains("22 expenses"), "{screen}");
     tui.keys("\t");
     tui.wait_for("month by month").await;
     tui.keys("\t");
@@ -240,7 +264,7 @@ async fn dashboard_register_add_import_quit() {
     // A second start goes straight to the dashboard with the stored session.
     let mut again = Tui::spawn(&server.url, &config);
     again.wait_for("dana@example.com").await;
-    again.wait_for("20 expenses").await;
+    again.wait_for("22 expenses").await;
     let session: Value = serde_json::from_str(
         &std::fs::read_to_string(config.join("session.json")).expect("session"),
     )
