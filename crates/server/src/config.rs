@@ -50,7 +50,7 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Database URL: sqlite:PATH or postgres://USER@HOST/DB. Default: a SQLite file in the data directory.
+    /// Database URL: sqlite:PATH, postgres://USER@HOST/DB or mysql://USER@HOST/DB (MySQL or MariaDB). Default: a SQLite file in the data directory.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
 
@@ -60,7 +60,7 @@ pub struct Cli {
     #[arg(long, env = "DATABASE_READ_URL")]
     pub database_read_url: Option<String>,
 
-    /// Redis URL for the shared cache. Default: an in-process cache.
+    /// Redis URL for the shared cache, login limits and background-import queue. Default: all in-process.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
 
