@@ -7,7 +7,8 @@ use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 use finance_shared::{
     CategoryRename, Credentials, ExpenseUpdate, ExportFormat, ExportQuery, FileImportResult,
-    ListQuery, MockImportRequest, Money, NewExpense, SummaryQuery, TrendQuery, validate,
+    ImportJob, ImportJobStatus, ListQuery, MockImportRequest, Money, NewExpense, SummaryQuery,
+    TrendQuery, validate,
 };
 
 use crate::api::{Answer, ApiError, Client};
@@ -165,6 +166,13 @@ pub struct FileImportArgs {
     /// Category of rows that have none [default: Uncategorized]
     #[arg(long)]
     pub category: Option<String>,
+    /// Import in the background (no request deadline, whatever the size):
+    /// progress on standard error until the import ends
+    #[arg(long, conflicts_with = "dry_run")]
+    pub background: bool,
+    /// With --background: print the queued job and return at once
+    #[arg(long, requires = "background")]
+    pub no_wait: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -658,6 +666,9 @@ async fn import_file(
     if let Some(c) = args.category {
         query.push(("default_category".into(), c));
     }
+    if args.background {
+        return import_in_background(ctx, kind, content_type, bytes, &query, args.no_wait).await;
+    }
     let result = ctx.check(
         ctx.authed()?
             .import_file(kind, &query, content_type, bytes)
@@ -665,6 +676,69 @@ async fn import_file(
     )?;
     ctx.print(&result, import_report);
     Ok(())
+}
+
+/// Queues a file import, then (unless `no_wait`) follows the job until it
+/// ends, with its progress on standard error.
+async fn import_in_background(
+    ctx: &Context,
+    kind: &str,
+    content_type: &str,
+    bytes: Vec<u8>,
+    query: &[(String, String)],
+    no_wait: bool,
+) -> Result<(), CliError> {
+    let client = ctx.authed()?;
+    let queued = ctx.check(
+        client
+            .import_file_in_background(kind, query, content_type, bytes)
+            .await,
+    )?;
+    if no_wait {
+        ctx.print(&queued, |job| {
+            format!("Queued {} transactions: {}", job.total, job.status_url)
+        });
+        return Ok(());
+    }
+    let status_url = queued.value.status_url.clone();
+    let mut last_done = None;
+    let job = loop {
+        let answer = ctx.check(client.import_job(&status_url).await)?;
+        if answer.value.status.is_finished() {
+            break answer;
+        }
+        if answer.value.status == ImportJobStatus::Running && last_done != Some(answer.value.done) {
+            last_done = Some(answer.value.done);
+            eprintln!("written {} of {}", answer.value.done, answer.value.total);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    ctx.print(&job, job_report);
+    match (&job.value.status, &job.value.error) {
+        (ImportJobStatus::Failed, error) => Err(CliError::Refused(format!(
+            "the import failed: {}",
+            error.as_deref().unwrap_or("no reason given")
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// What a background import did, for people.
+pub fn job_report(job: &ImportJob) -> String {
+    let mut out = format!(
+        "Read {} transactions. Imported {}, skipped {} already imported, ignored {} money-in",
+        job.transactions,
+        job.imported.unwrap_or(0),
+        job.skipped.unwrap_or(0),
+        job.ignored,
+    );
+    if !job.errors.is_empty() {
+        out.push_str(&format!("\n{} lines could not be read:", job.errors.len()));
+        for e in &job.errors {
+            out.push_str(&format!("\n  line {}: {}", e.line, e.message));
+        }
+    }
+    out
 }
 
 /// What a file import did, for people.

@@ -692,6 +692,52 @@ async fn subcommands_edit_import_export_and_look_back() {
         .expect("run");
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["imported"], 105);
+    // The same in the background: queued, followed, reported; or queued only.
+    let carol = Script {
+        url: server.url.clone(),
+        config: dir.path().join("carol"),
+    };
+    let (code, _, err) = carol
+        .run(
+            &[
+                "register",
+                "--email",
+                "carol@example.com",
+                "--password-stdin",
+            ],
+            "password one\n",
+        )
+        .await
+        .expect("run");
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = carol
+        .run(&["import", "csv", "-", "--background"], &exported)
+        .await
+        .expect("run");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("Read 105 transactions. Imported 105, skipped 0"),
+        "{out}"
+    );
+    let (code, out, err) = carol
+        .run(
+            &["import", "csv", "-", "--background", "--no-wait", "--json"],
+            &exported,
+        )
+        .await
+        .expect("run");
+    assert_eq!(code, 0, "{err}");
+    let queued = json(&out);
+    assert_eq!(queued["status"], "queued", "{out}");
+    assert_eq!(queued["total"], 105);
+    let (code, _, err) = carol
+        .run(
+            &["import", "csv", "-", "--background", "--dry-run"],
+            &exported,
+        )
+        .await
+        .expect("run");
+    assert_eq!(code, 2, "--background with --dry-run is refused: {err}");
     let (_, again, _) = bob
         .run(&["import", "csv", "-"], &exported)
         .await
