@@ -489,3 +489,47 @@ async fn a_server_killed_with_imports_pending_runs_them_after_restart() {
     let summary = client.get("/api/expenses/summary").await;
     assert_eq!(summary["count"], 5_000, "{summary}");
 }
+
+/// MariaDB takes at most `max_allowed_packet` bytes in one statement (16 MiB
+/// by default): a file whose transactions would not fit is refused with a
+/// clear 422 and nothing queued, and the same file imports without async.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_too_large_to_queue_on_mysql_is_refused_clearly() {
+    let app = spawn_app(Backend::Mysql).await;
+    let token = app.new_user().await;
+    let limit: u64 = {
+        let mut conn =
+            <sqlx::MySqlConnection as sqlx::Connection>::connect(&common::mysql_admin_url())
+                .await
+                .expect("connect");
+        sqlx::query_scalar("SELECT CAST(@@max_allowed_packet AS UNSIGNED)")
+            .fetch_one(&mut conn)
+            .await
+            .expect("max_allowed_packet")
+    };
+    // Each transaction takes well over 150 bytes as JSON.
+    let rows = u32::try_from(limit / 150).expect("rows");
+    let csv = purchases_csv(rows);
+    let refused = app
+        .upload(
+            "/api/imports/csv?async=true",
+            &token,
+            "text/csv",
+            csv.clone().into_bytes(),
+        )
+        .await;
+    refused.assert_error(422, "validation_failed");
+    let reason = refused.body["fields"]["async"].as_str().expect("reason");
+    assert!(reason.contains("without async=true"), "{reason}");
+    assert_eq!(app.summary(&token, "").await.body["count"], 0);
+    let imported = app
+        .upload("/api/imports/csv", &token, "text/csv", csv.into_bytes())
+        .await;
+    assert_eq!(
+        imported.status,
+        StatusCode::CREATED,
+        "{}",
+        imported.body["errors"]
+    );
+    assert_eq!(imported.body["imported"], rows);
+}

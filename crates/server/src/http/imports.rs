@@ -20,7 +20,7 @@ use crate::AppState;
 use crate::bank::BankTransaction;
 use crate::bank::file::{Encoding, FileError, ParsedFile, decode, to_bank_transactions};
 use crate::bank::{FetchRequest, csv, ofx};
-use crate::jobs::Report;
+use crate::jobs::{Report, SubmitError};
 use crate::store::{IdempotencyKey, ImportRequest, StoreError, import_body};
 
 /// `POST /api/imports/mock`
@@ -407,7 +407,7 @@ async fn parse_off_thread<T: Send + 'static>(
         (status = 409, description = "A request with this Idempotency-Key is still in progress", body = ErrorBody),
         (status = 413, description = "File over 64 MiB", body = ErrorBody),
         (status = 415, description = "Not text/csv or multipart/form-data", body = ErrorBody),
-        (status = 422, description = "The mapping does not fit the file, a bad line with strict=true, or an Idempotency-Key reused with another file", body = ErrorBody),
+        (status = 422, description = "The mapping does not fit the file, a bad line with strict=true, an Idempotency-Key reused with another file, or (async=true) a file too large for the database to keep as a job", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     )
 )]
@@ -479,7 +479,7 @@ pub async fn csv(
         (status = 409, description = "A request with this Idempotency-Key is still in progress", body = ErrorBody),
         (status = 413, description = "File over 64 MiB", body = ErrorBody),
         (status = 415, description = "Not an OFX media type or multipart/form-data", body = ErrorBody),
-        (status = 422, description = "Not an OFX document, a bad transaction with strict=true, or an Idempotency-Key reused with another file", body = ErrorBody),
+        (status = 422, description = "Not an OFX document, a bad transaction with strict=true, an Idempotency-Key reused with another file, or (async=true) a file too large for the database to keep as a job", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     )
 )]
@@ -547,14 +547,26 @@ async fn queue(
         )
         .await
     {
-        Err(StoreError::Conflict) if key.is_some() => {
+        Err(SubmitError::Store(StoreError::Conflict)) if key.is_some() => {
             return idempotency::replay(state, auth.id, key.as_ref(), None)
                 .await?
                 .ok_or(ApiError::Conflict(
                     "a request with this Idempotency-Key is in progress",
                 ));
         }
-        other => other?,
+        Err(SubmitError::Store(e)) => return Err(e.into()),
+        Err(SubmitError::TooLarge { bytes, limit }) => {
+            return Err(ApiError::field(
+                "async",
+                format!(
+                    "the file is too large to import in the background on this database \
+                     ({} MiB of transactions, at most {} MiB): import it without async=true",
+                    bytes.div_ceil(1024 * 1024),
+                    limit / (1024 * 1024)
+                ),
+            ));
+        }
+        Ok(job) => job,
     };
     tracing::info!(user = %auth.id, job = %job.job_id, source, total = job.total, "import queued");
     let location =

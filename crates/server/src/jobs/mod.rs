@@ -45,6 +45,19 @@ const SWEEP_EVERY: Duration = Duration::from_secs(10);
 /// A job submitted this recently may still be on its way to the queue.
 const IN_FLIGHT: Duration = Duration::from_secs(5);
 
+/// Why a background import was not queued.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The transactions are more than the database takes in one statement.
+    #[error("{bytes} bytes of transactions; the database takes at most {limit} in one statement")]
+    TooLarge { bytes: usize, limit: usize },
+}
+
+/// Room left in a statement for everything but the transactions.
+const STATEMENT_OVERHEAD: usize = 64 * 1024;
+
 /// The queue, and how long a silent worker keeps a job.
 pub struct Jobs {
     queue: Arc<dyn Queue>,
@@ -70,7 +83,7 @@ impl Jobs {
         transactions: &[BankTransaction],
         report: Report,
         idempotency: Option<&IdempotencyKey>,
-    ) -> Result<ImportJob, StoreError> {
+    ) -> Result<ImportJob, SubmitError> {
         let job = NewJob {
             id: Uuid::now_v7(),
             source: source.to_owned(),
@@ -93,6 +106,12 @@ impl Jobs {
             started_at: None,
             finished_at: None,
         };
+        if let Some(limit) = store.statement_limit() {
+            let bytes = job.payload.len() + job.report.len();
+            if bytes + STATEMENT_OVERHEAD > limit {
+                return Err(SubmitError::TooLarge { bytes, limit });
+            }
+        }
         let view = view(&record, 0);
         let response = serde_json::to_string(&view).unwrap_or_default();
         store

@@ -312,6 +312,13 @@ pub trait Store: Send + Sync + 'static {
     /// Open and idle connections, for metrics.
     fn pool_stats(&self) -> PoolStats;
 
+    /// The most bytes one statement can carry, where the database has such
+    /// a limit (MySQL's `max_allowed_packet`): a background import's stored
+    /// transactions must fit.
+    fn statement_limit(&self) -> Option<usize> {
+        None
+    }
+
     /// Creates a user; `Conflict` when the email is taken.
     async fn create_user(&self, email: &str, password_hash: &str) -> Result<User, StoreError>;
 

@@ -27,6 +27,8 @@ use super::{
 pub struct MySqlStore {
     pool: MySqlPool,
     new_expenses: GroupCommit,
+    /// The server's `max_allowed_packet`.
+    max_packet: usize,
 }
 
 impl MySqlStore {
@@ -55,8 +57,15 @@ impl MySqlStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("../../migrations/mysql").run(&pool).await?;
+        let max_packet: u64 = sqlx::query_scalar("SELECT CAST(@@max_allowed_packet AS UNSIGNED)")
+            .fetch_one(&pool)
+            .await?;
         let new_expenses = GroupCommit::start(ExpenseWriter { pool: pool.clone() });
-        Ok(MySqlStore { pool, new_expenses })
+        Ok(MySqlStore {
+            pool,
+            new_expenses,
+            max_packet: usize::try_from(max_packet).unwrap_or(usize::MAX),
+        })
     }
 }
 
@@ -374,6 +383,10 @@ impl Store for MySqlStore {
             open: self.pool.size(),
             idle: self.pool.num_idle(),
         }
+    }
+
+    fn statement_limit(&self) -> Option<usize> {
+        Some(self.max_packet)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
