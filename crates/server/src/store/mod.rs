@@ -224,6 +224,19 @@ pub enum JobEnd {
     Failed(String),
 }
 
+impl JobEnd {
+    /// The `status`, `imported`, `skipped` and `error` columns of the ended job.
+    pub(crate) fn columns(&self) -> (&'static str, Option<i64>, Option<i64>, Option<&str>) {
+        let count = |n: u64| Some(i64::try_from(n).unwrap_or(i64::MAX));
+        match self {
+            JobEnd::Succeeded { imported, skipped } => {
+                ("succeeded", count(*imported), count(*skipped), None)
+            }
+            JobEnd::Failed(why) => ("failed", None, None, Some(why.as_str())),
+        }
+    }
+}
+
 /// The columns a [`JobRecord`] is read from, in the order of [`JobRow`].
 macro_rules! job_columns {
     () => {

@@ -922,15 +922,7 @@ impl Store for MySqlStore {
     }
 
     async fn finish_job(&self, id: Uuid, end: &JobEnd) -> Result<bool, StoreError> {
-        let (status, imported, skipped, error) = match end {
-            JobEnd::Succeeded { imported, skipped } => (
-                "succeeded",
-                Some(i64::try_from(*imported).unwrap_or(i64::MAX)),
-                Some(i64::try_from(*skipped).unwrap_or(i64::MAX)),
-                None,
-            ),
-            JobEnd::Failed(why) => ("failed", None, None, Some(why.as_str())),
-        };
+        let (status, imported, skipped, error) = end.columns();
         let done = sqlx::query(
             "UPDATE import_jobs SET status = ?, imported = ?, skipped = ?, error = ?, \
              finished_at = ?, payload = NULL WHERE id = ? AND status IN ('queued', 'running')",
