@@ -90,11 +90,13 @@ pub async fn create(
     {
         // A concurrent request with the same key committed first: answer as it did.
         Err(StoreError::Conflict) if key.is_some() => {
-            return idempotency::replay(&state, auth.id, key.as_ref(), Some(LOCATION_PREFIX))
-                .await?
-                .ok_or(ApiError::Conflict(
-                    "a request with this Idempotency-Key is in progress",
-                ));
+            return idempotency::replay_winner(
+                &state,
+                auth.id,
+                key.as_ref(),
+                Some(LOCATION_PREFIX),
+            )
+            .await;
         }
         other => other?,
     };

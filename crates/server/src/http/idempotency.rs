@@ -79,6 +79,21 @@ pub async fn replay(
     }
 }
 
+/// The answer to a request whose key a concurrent request took first: that
+/// request's response once it has committed, else 409.
+pub async fn replay_winner(
+    state: &AppState,
+    user: Uuid,
+    key: Option<&IdempotencyKey>,
+    location_prefix: Option<&str>,
+) -> Result<Response, ApiError> {
+    replay(state, user, key, location_prefix)
+        .await?
+        .ok_or(ApiError::Conflict(
+            "a request with this Idempotency-Key is in progress",
+        ))
+}
+
 fn response(stored: StoredResponse, location_prefix: Option<&str>) -> Response {
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
     let location = location_prefix.and_then(|prefix| {

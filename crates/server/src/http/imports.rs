@@ -110,11 +110,7 @@ pub async fn mock(
     {
         // A concurrent request with the same key committed first: answer as it did.
         Err(StoreError::Conflict) if key.is_some() => {
-            return idempotency::replay(&state, auth.id, key.as_ref(), None)
-                .await?
-                .ok_or(ApiError::Conflict(
-                    "a request with this Idempotency-Key is in progress",
-                ));
+            return idempotency::replay_winner(&state, auth.id, key.as_ref(), None).await;
         }
         other => other?,
     };
@@ -277,20 +273,11 @@ async fn import_file(
                 .collect(),
         ));
     }
-    // The key covers the options and the file's bytes: a retry of the same
-    // upload replays, another file with the same key is refused.
+    // The key covers the options (`async` among them) and the file's bytes:
+    // a retry of the same upload replays, another file with the same key is
+    // refused.
     let key = if import.dry_run {
         None
-    } else if import.background {
-        let digest: String = Sha256::digest(&upload.bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        idempotency::key(
-            headers,
-            &format!("{}?async=true", import.route),
-            &format!("{}\n{digest}", upload.query),
-        )?
     } else {
         let digest: String = Sha256::digest(&upload.bytes)
             .iter()
@@ -344,11 +331,7 @@ async fn import_file(
         .await
     {
         Err(StoreError::Conflict) if key.is_some() => {
-            return idempotency::replay(state, auth.id, key.as_ref(), None)
-                .await?
-                .ok_or(ApiError::Conflict(
-                    "a request with this Idempotency-Key is in progress",
-                ));
+            return idempotency::replay_winner(state, auth.id, key.as_ref(), None).await;
         }
         other => other?,
     };
@@ -548,11 +531,7 @@ async fn queue(
         .await
     {
         Err(SubmitError::Store(StoreError::Conflict)) if key.is_some() => {
-            return idempotency::replay(state, auth.id, key.as_ref(), None)
-                .await?
-                .ok_or(ApiError::Conflict(
-                    "a request with this Idempotency-Key is in progress",
-                ));
+            return idempotency::replay_winner(state, auth.id, key.as_ref(), None).await;
         }
         Err(SubmitError::Store(e)) => return Err(e.into()),
         Err(SubmitError::TooLarge { bytes, limit }) => {
