@@ -471,6 +471,10 @@ async fn a_server_killed_with_imports_pending_runs_them_after_restart() {
     let client = Client::register(&base).await;
     let a = client.import_in_background(purchases_csv(5_000)).await;
     let b = client.import_in_background(purchases_csv(3_000)).await;
+    // The second waits behind the first (one worker, one job at a time): only
+    // the restarted server can finish it.
+    let pending = client.get(&b).await;
+    assert_ne!(pending["status"], "succeeded", "{pending}");
     first.kill();
     let _ = first.child.wait().await;
 
