@@ -6,12 +6,6 @@ use finance_server::{AppState, jobs, seed, serve, shutdown_signal, telemetry};
 /// cut short is rolled back and run again by the next worker.
 const WORKER_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
-async fn finish_worker(worker: tokio::task::JoinHandle<()>) {
-    if tokio::time::timeout(WORKER_GRACE, worker).await.is_err() {
-        tracing::warn!("stopping with an import under way: it will be run again");
-    }
-}
-
 /// glibc's malloc keeps what its threads free in per-thread arenas, so a
 /// burst of logins (19 MiB for each password hash) or of imports stays
 /// resident long after. jemalloc's background threads give freed pages back
@@ -41,17 +35,12 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
             tracing::info!("listening on http://{}", listener.local_addr()?);
-            let (stop, stopped) = tokio::sync::watch::channel(false);
-            let worker = (!no_worker).then(|| {
-                let mut stopped = stopped.clone();
-                tokio::spawn(jobs::run_worker(state.clone(), async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                }))
-            });
+            let worker = (!no_worker).then(|| jobs::InProcessWorker::spawn(state.clone()));
             serve(state, listener, shutdown_signal()).await?;
-            let _ = stop.send(true);
-            if let Some(worker) = worker {
-                finish_worker(worker).await;
+            if let Some(worker) = worker
+                && !worker.stop(WORKER_GRACE).await
+            {
+                tracing::warn!("stopping with an import under way: it will be run again");
             }
         }
         Command::Migrate => {

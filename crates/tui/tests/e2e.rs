@@ -43,19 +43,13 @@ async fn start_server(dir: &Path) -> Server {
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("address"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (stop_worker, mut worker_stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(finance_server::jobs::run_worker(
-        state.clone(),
-        async move {
-            let _ = worker_stopped.wait_for(|s| *s).await;
-        },
-    ));
+    let worker = finance_server::jobs::InProcessWorker::spawn(state.clone());
     tokio::spawn(async move {
         let _ = finance_server::serve(state, listener, async {
             let _ = stopped.await;
         })
         .await;
-        let _ = stop_worker.send(true);
+        drop(worker);
     });
     Server { url, _stop: stop }
 }

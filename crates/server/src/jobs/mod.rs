@@ -69,10 +69,6 @@ impl Jobs {
         Jobs { queue, visibility }
     }
 
-    pub fn queue(&self) -> &dyn Queue {
-        self.queue.as_ref()
-    }
-
     /// Stores an import as a job and queues it. A queue that is down loses
     /// nothing: the job waits in the database for the next sweep.
     pub async fn submit(
@@ -90,6 +86,7 @@ impl Jobs {
             payload: serde_json::to_vec(transactions).unwrap_or_default(),
             report: serde_json::to_string(&report).unwrap_or_default(),
             total: transactions.len() as u64,
+            created_at: crate::store::now_micros(),
         };
         let record = JobRecord {
             id: job.id,
@@ -102,7 +99,7 @@ impl Jobs {
             skipped: None,
             error: None,
             attempts: 0,
-            created_at: crate::store::now_micros(),
+            created_at: job.created_at,
             started_at: None,
             finished_at: None,
         };
@@ -222,15 +219,13 @@ pub async fn run_worker(state: AppState, shutdown: impl Future<Output = ()>) {
     let consumer = consumer_name();
     let queue = state.jobs.queue.clone();
     tracing::info!(consumer, shared = queue.shared(), "import worker started");
-    let mut all = queue.lost_entries().await;
     let mut last_sweep: Option<Instant> = None;
     let mut queue_down = false;
     tokio::pin!(shutdown);
     loop {
         if last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_EVERY) {
-            sweep(&state, all).await;
+            sweep(&state, queue.lost_entries().await).await;
             last_sweep = Some(Instant::now());
-            all = queue.shared() && queue.lost_entries().await;
         }
         let pulled = tokio::select! {
             () = &mut shutdown => break,
@@ -277,6 +272,30 @@ pub async fn run_worker(state: AppState, shutdown: impl Future<Output = ()>) {
     tracing::info!(consumer, "import worker stopped");
 }
 
+/// A worker running inside this process until stopped (or dropped).
+pub struct InProcessWorker {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl InProcessWorker {
+    pub fn spawn(state: AppState) -> Self {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(run_worker(state, async move {
+            // A dropped handle stops the worker too.
+            let _ = stopped.wait_for(|s| *s).await;
+        }));
+        InProcessWorker { stop, task }
+    }
+
+    /// Stops taking jobs and waits up to `grace` for one under way; `false`
+    /// if it was still running (it is rolled back and run again later).
+    pub async fn stop(self, grace: Duration) -> bool {
+        let _ = self.stop.send(true);
+        tokio::time::timeout(grace, self.task).await.is_ok()
+    }
+}
+
 /// Pushes unfinished jobs the queue does not have: those it was never
 /// given, or with `all`, every one (the queue lost its entries).
 async fn sweep(state: &AppState, all: bool) {
@@ -305,7 +324,6 @@ async fn sweep(state: &AppState, all: bool) {
 /// leaves it to be run again.
 async fn run_job(state: &AppState, consumer: &str, delivery: &Delivery) -> anyhow::Result<()> {
     let store = state.store.as_ref();
-    let queue = state.jobs.queue.as_ref();
     let Some((job, payload)) = store.start_job(delivery.job).await? else {
         return Ok(());
     };
@@ -323,9 +341,7 @@ async fn run_job(state: &AppState, consumer: &str, delivery: &Delivery) -> anyho
         }
     };
     drop(payload);
-    let ended = store.finish_job(job.id, &end).await?;
-    queue.set_progress(job.id, job.total).await;
-    if ended {
+    if store.finish_job(job.id, &end).await? {
         let status = match &end {
             JobEnd::Succeeded { .. } => "succeeded",
             JobEnd::Failed(_) => "failed",
@@ -354,11 +370,8 @@ async fn import(
 ) -> anyhow::Result<JobEnd> {
     let store = state.store.as_ref();
     let queue = state.jobs.queue.as_ref();
-    let done = Arc::new(AtomicU64::new(0));
-    let progress = {
-        let done = done.clone();
-        move |n: usize| done.store(n as u64, Ordering::Relaxed)
-    };
+    let done = AtomicU64::new(0);
+    let progress = |n: usize| done.store(n as u64, Ordering::Relaxed);
     let key = result_key(job.id);
     let tick = (state.jobs.visibility / 3).min(Duration::from_millis(100));
     let heartbeat = async {

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -52,8 +53,9 @@ pub trait Queue: Send + Sync + 'static {
     /// What [`Queue::set_progress`] last recorded.
     async fn progress(&self, job: Uuid) -> Option<u64>;
 
-    /// Whether the queue may have lost jobs it was given (a Redis that
-    /// restarted empty): then every unfinished job is pushed again.
+    /// Whether the queue may have lost jobs it was given since last asked (a
+    /// Redis that restarted empty, a process that started): then every
+    /// unfinished job is pushed again.
     async fn lost_entries(&self) -> bool;
 }
 
@@ -109,6 +111,17 @@ impl RedisQueue {
         }
     }
 
+    /// A reply, or `None` when the group did not exist (it does now).
+    async fn or_create_group<T>(&self, reply: redis::RedisResult<T>) -> anyhow::Result<Option<T>> {
+        match reply {
+            Err(e) if e.code() == Some("NOGROUP") => {
+                self.ensure_group().await?;
+                Ok(None)
+            }
+            other => Ok(Some(other?)),
+        }
+    }
+
     fn delivery(entry: &redis::streams::StreamId) -> Option<Delivery> {
         let job = entry.get::<String>("job")?.parse().ok()?;
         Some(Delivery {
@@ -120,10 +133,6 @@ impl RedisQueue {
 
 /// Longest a worker blocks on an empty stream before looking again.
 pub const READ_WAIT: Duration = Duration::from_secs(2);
-
-fn no_group(e: &redis::RedisError) -> bool {
-    e.code() == Some("NOGROUP")
-}
 
 #[async_trait]
 impl Queue for RedisQueue {
@@ -156,12 +165,8 @@ impl Queue for RedisQueue {
             .arg(1)
             .query_async(&mut conn)
             .await;
-        let claimed = match claimed {
-            Err(e) if no_group(&e) => {
-                self.ensure_group().await?;
-                return Ok(None);
-            }
-            other => other?,
+        let Some(claimed) = self.or_create_group(claimed).await? else {
+            return Ok(None);
         };
         if let Some(delivery) = claimed.claimed.iter().find_map(Self::delivery) {
             tracing::warn!(job = %delivery.job, "took over a job whose worker stopped answering");
@@ -189,12 +194,8 @@ impl Queue for RedisQueue {
         let read: redis::RedisResult<Option<StreamReadReply>> =
             redis::AsyncCommands::xread_options(&mut reads, &[&self.stream], &[">"], &options)
                 .await;
-        let read = match read {
-            Err(e) if no_group(&e) => {
-                self.ensure_group().await?;
-                return Ok(None);
-            }
-            other => other?,
+        let Some(read) = self.or_create_group(read).await? else {
+            return Ok(None);
         };
         Ok(read.and_then(|reply| {
             reply
@@ -280,6 +281,8 @@ pub struct LocalQueue {
     sender: mpsc::UnboundedSender<Uuid>,
     receiver: tokio::sync::Mutex<mpsc::UnboundedReceiver<Uuid>>,
     progress: Mutex<HashMap<Uuid, u64>>,
+    /// Not asked yet whether it lost entries.
+    fresh: AtomicBool,
 }
 
 impl Default for LocalQueue {
@@ -289,6 +292,7 @@ impl Default for LocalQueue {
             sender,
             receiver: tokio::sync::Mutex::new(receiver),
             progress: Mutex::new(HashMap::new()),
+            fresh: AtomicBool::new(true),
         }
     }
 }
@@ -344,7 +348,7 @@ impl Queue for LocalQueue {
     }
 
     async fn lost_entries(&self) -> bool {
-        // A new process starts with an empty channel.
-        true
+        // A new process starts with an empty channel; after that it loses nothing.
+        self.fresh.swap(false, Ordering::Relaxed)
     }
 }

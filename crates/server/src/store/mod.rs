@@ -197,6 +197,7 @@ pub struct NewJob {
     pub report: String,
     /// Transactions to write.
     pub total: u64,
+    pub created_at: DateTime<Utc>,
 }
 
 /// A background import as stored (without its transactions).

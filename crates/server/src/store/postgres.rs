@@ -858,7 +858,7 @@ impl Store for PgStore {
         .bind(&job.payload)
         .bind(&job.report)
         .bind(i64::try_from(job.total).unwrap_or(i64::MAX))
-        .bind(now_micros().timestamp_micros())
+        .bind(job.created_at.timestamp_micros())
         .execute(&mut *tx)
         .await?;
         remember(&mut tx, user_id, idempotency, 202, response.to_owned()).await?;

@@ -311,23 +311,16 @@ pub async fn start(spec: &Spec) -> TestApp {
         .expect("bind");
     let addr = listener.local_addr().expect("local address");
     let (tx, rx) = oneshot::channel::<()>();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    if spec.worker {
-        let mut stopped = stopped;
-        tokio::spawn(finance_server::jobs::run_worker(
-            state.clone(),
-            async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            },
-        ));
-    }
+    let worker = spec
+        .worker
+        .then(|| finance_server::jobs::InProcessWorker::spawn(state.clone()));
     let serving = state.clone();
     tokio::spawn(async move {
         let _ = finance_server::serve(serving, listener, async {
             let _ = rx.await;
         })
         .await;
-        let _ = stop.send(true);
+        drop(worker);
     });
     TestApp {
         base: format!("http://{addr}"),
