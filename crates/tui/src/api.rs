@@ -260,13 +260,7 @@ impl Client {
         content_type: &str,
         bytes: Vec<u8>,
     ) -> Result<Answer<FileImportResult>, ApiError> {
-        let req = self
-            .request(Method::POST, &format!("/api/imports/{kind}"))
-            .query(query)
-            .header(reqwest::header::CONTENT_TYPE, content_type)
-            .timeout(TRANSFER_TIMEOUT)
-            .body(bytes);
-        self.answer(req).await
+        self.upload(kind, query, content_type, bytes).await
     }
 
     /// Sends a bank file to be imported in the background: the queued job.
@@ -279,9 +273,20 @@ impl Client {
     ) -> Result<Answer<ImportJob>, ApiError> {
         let mut query = query.to_vec();
         query.push(("async".into(), "true".into()));
+        self.upload(kind, &query, content_type, bytes).await
+    }
+
+    /// POSTs a bank file to `/api/imports/{kind}`, with the transfer's deadline.
+    async fn upload<T: DeserializeOwned>(
+        &self,
+        kind: &str,
+        query: &[(String, String)],
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Answer<T>, ApiError> {
         let req = self
             .request(Method::POST, &format!("/api/imports/{kind}"))
-            .query(&query)
+            .query(query)
             .header(reqwest::header::CONTENT_TYPE, content_type)
             .timeout(TRANSFER_TIMEOUT)
             .body(bytes);

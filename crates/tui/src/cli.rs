@@ -7,8 +7,8 @@ use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 use finance_shared::{
     CategoryRename, Credentials, ExpenseUpdate, ExportFormat, ExportQuery, FileImportResult,
-    ImportJob, ImportJobStatus, ListQuery, MockImportRequest, Money, NewExpense, SummaryQuery,
-    TrendQuery, validate,
+    ImportJob, ImportJobStatus, LineError, ListQuery, MockImportRequest, Money, NewExpense,
+    SummaryQuery, TrendQuery, validate,
 };
 
 use crate::api::{Answer, ApiError, Client};
@@ -732,13 +732,18 @@ pub fn job_report(job: &ImportJob) -> String {
         job.skipped.unwrap_or(0),
         job.ignored,
     );
-    if !job.errors.is_empty() {
-        out.push_str(&format!("\n{} lines could not be read:", job.errors.len()));
-        for e in &job.errors {
+    push_line_errors(&mut out, &job.errors);
+    out
+}
+
+/// The lines of a file that could not be read, one a line.
+fn push_line_errors(out: &mut String, errors: &[LineError]) {
+    if !errors.is_empty() {
+        out.push_str(&format!("\n{} lines could not be read:", errors.len()));
+        for e in errors {
             out.push_str(&format!("\n  line {}: {}", e.line, e.message));
         }
     }
-    out
 }
 
 /// What a file import did, for people.
@@ -757,12 +762,7 @@ pub fn import_report(r: &FileImportResult) -> String {
         r.ignored,
         r.money_in,
     );
-    if !r.errors.is_empty() {
-        out.push_str(&format!("\n{} lines could not be read:", r.errors.len()));
-        for e in &r.errors {
-            out.push_str(&format!("\n  line {}: {}", e.line, e.message));
-        }
-    }
+    push_line_errors(&mut out, &r.errors);
     out
 }
 
