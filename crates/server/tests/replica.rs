@@ -56,17 +56,16 @@ async fn reads_use_a_replica_that_has_caught_up_and_never_a_stale_one() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let mut copy_url = url::Url::parse(&primary).expect("URL");
-    copy_url.set_path(&copy_name);
+    let copy_url = common::database_url(&primary, &copy_name);
     // Marked, so a page read from the copy can be told from one read from the primary.
-    let mut copy = sqlx::PgConnection::connect(copy_url.as_str())
+    let mut copy = sqlx::PgConnection::connect(&copy_url)
         .await
         .expect("the copy exists");
     copy.execute("UPDATE expenses SET description = 'read from the replica'")
         .await
         .expect("mark the copy");
 
-    spec.database_read_url = Some(copy_url.to_string());
+    spec.database_read_url = Some(copy_url);
     spec.redis = Some(common::redis_settings().await);
     let app = common::start(&spec).await;
 

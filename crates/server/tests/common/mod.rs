@@ -53,33 +53,49 @@ pub async fn fresh_mysql_database() -> String {
         .unwrap_or_else(|e| {
             panic!("cannot reach MariaDB/MySQL at {admin}: {e}; start it or set {MYSQL_VAR}")
         });
-    let now = chrono::Utc::now().timestamp();
     let names: Vec<String> = sqlx::query_scalar(
         "SELECT CAST(schema_name AS CHAR) FROM information_schema.schemata WHERE schema_name LIKE 'finance\\_t\\_%'",
     )
     .fetch_all(&mut conn)
     .await
     .expect("list test databases");
-    for name in names {
-        let created: i64 = name
-            .split('_')
-            .nth(2)
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(now);
-        if now - created > 3600 {
-            let _ = conn
-                .execute(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
-                .await;
-        }
+    let (name, stale) = test_database_names(names);
+    for old in stale {
+        let _ = conn
+            .execute(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {old}")))
+            .await;
     }
-    let name = format!("finance_t_{now}_{}", uuid::Uuid::new_v4().simple());
     conn.execute(AssertSqlSafe(format!(
         "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin"
     )))
     .await
     .expect("create test database");
-    let mut url = url::Url::parse(&admin).expect("valid MySQL URL");
-    url.set_path(&name);
+    database_url(&admin, &name)
+}
+
+/// A name for a new test database, and those of `existing` left by runs
+/// more than an hour old (the names carry their creation time).
+fn test_database_names(existing: Vec<String>) -> (String, Vec<String>) {
+    let now = chrono::Utc::now().timestamp();
+    let stale = existing
+        .into_iter()
+        .filter(|name| {
+            let created: i64 = name
+                .split('_')
+                .nth(2)
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(now);
+            now - created > 3600
+        })
+        .collect();
+    let name = format!("finance_t_{now}_{}", uuid::Uuid::new_v4().simple());
+    (name, stale)
+}
+
+/// The admin URL with another database.
+pub fn database_url(admin: &str, name: &str) -> String {
+    let mut url = url::Url::parse(admin).expect("valid database URL");
+    url.set_path(name);
     url.to_string()
 }
 
@@ -96,33 +112,23 @@ pub async fn fresh_postgres_database() -> String {
         .unwrap_or_else(|e| {
             panic!("cannot reach PostgreSQL at {admin}: {e}; start it or set {POSTGRES_VAR}")
         });
-    let now = chrono::Utc::now().timestamp();
     let names: Vec<String> =
         sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'finance_t_%'")
             .fetch_all(&mut conn)
             .await
             .expect("list test databases");
-    for name in names {
-        let created: i64 = name
-            .split('_')
-            .nth(2)
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(now);
-        if now - created > 3600 {
-            let _ = conn
-                .execute(AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .await;
-        }
+    let (name, stale) = test_database_names(names);
+    for old in stale {
+        let _ = conn
+            .execute(AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {old} WITH (FORCE)"
+            )))
+            .await;
     }
-    let name = format!("finance_t_{now}_{}", uuid::Uuid::new_v4().simple());
     conn.execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .await
         .expect("create test database");
-    let mut url = url::Url::parse(&admin).expect("valid PostgreSQL URL");
-    url.set_path(&name);
-    url.to_string()
+    database_url(&admin, &name)
 }
 
 /// Redis settings with a key prefix of their own, after checking Redis answers.
