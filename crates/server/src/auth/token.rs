@@ -39,9 +39,12 @@ pub const AUDIENCE: &str = "finance-api";
 #[error("invalid token: {0}")]
 pub struct TokenError(#[from] jsonwebtoken::errors::Error);
 
-/// Issues and checks access tokens with one secret.
+/// Issues and checks access tokens with one secret. Cheap to clone (every
+/// request clones the server's state).
 #[derive(Clone)]
-pub struct Tokens {
+pub struct Tokens(std::sync::Arc<Keys>);
+
+struct Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -58,17 +61,17 @@ impl Tokens {
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.leeway = 5;
-        Tokens {
+        Tokens(std::sync::Arc::new(Keys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
             lifetime,
-        }
+        }))
     }
 
     /// Seconds a new token is valid for.
     pub fn lifetime_secs(&self) -> u64 {
-        self.lifetime.as_secs()
+        self.0.lifetime.as_secs()
     }
 
     /// A new token for the user at their current token generation.
@@ -77,7 +80,7 @@ impl Tokens {
         let claims = Claims {
             sub: user_id,
             iat: now,
-            exp: now.saturating_add(i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX)),
+            exp: now.saturating_add(i64::try_from(self.0.lifetime.as_secs()).unwrap_or(i64::MAX)),
             iss: ISSUER.to_owned(),
             aud: AUDIENCE.to_owned(),
             jti: Uuid::new_v4(),
@@ -86,13 +89,13 @@ impl Tokens {
         Ok(jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &claims,
-            &self.encoding,
+            &self.0.encoding,
         )?)
     }
 
     /// The claims of a valid, unexpired token signed with our secret.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        Ok(jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?.claims)
+        Ok(jsonwebtoken::decode::<Claims>(token, &self.0.decoding, &self.0.validation)?.claims)
     }
 }
 
