@@ -17,6 +17,7 @@ on_every_backend!(
     forwarded_for_is_ignored_unless_the_proxy_is_trusted,
     me_requires_a_valid_token,
     logout_revokes_the_presented_token_only,
+    concurrent_token_checks_answer_each_token_for_itself,
     password_change_revokes_every_earlier_token,
     create_expense_returns_201_with_location_and_exact_amount,
     create_expense_validates_every_field,
@@ -331,6 +332,42 @@ async fn logout_revokes_the_presented_token_only(backend: Backend) {
         StatusCode::OK,
         "other sessions live on"
     );
+}
+
+/// Many requests at once, each with its own token: live ones see their own
+/// user, logged-out ones are refused, however the checks are shared.
+async fn concurrent_token_checks_answer_each_token_for_itself(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut tokens = Vec::new();
+    for _ in 0..6 {
+        let email = unique_email();
+        let live = app.register(&email, "password one").await;
+        let gone = login(&app, &email, "password one").await.body["access_token"]
+            .as_str()
+            .expect("token")
+            .to_owned();
+        let out = app
+            .request(Method::POST, "/api/auth/logout", Some(&gone), None)
+            .await;
+        assert_eq!(out.status, StatusCode::NO_CONTENT);
+        tokens.push((live, Some(email.clone())));
+        tokens.push((gone, None));
+    }
+    let checks = (0..240).map(|i| {
+        let (token, email) = &tokens[(i * 7) % tokens.len()];
+        let app = &app;
+        async move {
+            let reply = app.get("/api/auth/me", token).await;
+            match email {
+                Some(email) => {
+                    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+                    assert_eq!(reply.body["email"], email.as_str());
+                }
+                None => reply.assert_error(401, "unauthorized"),
+            }
+        }
+    });
+    futures::future::join_all(checks).await;
 }
 
 async fn password_change_revokes_every_earlier_token(backend: Backend) {

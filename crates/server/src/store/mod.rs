@@ -4,6 +4,7 @@ mod cursor;
 mod group_commit;
 mod mysql;
 mod postgres;
+mod session_batch;
 mod sessions;
 mod sqlite;
 
@@ -62,7 +63,7 @@ pub struct UserCredentials {
     pub token_generation: i64,
 }
 
-/// What an access token's validity depends on, read in one query per request.
+/// What an access token's validity depends on, read for every request.
 #[derive(Clone, Copy, Debug)]
 pub struct SessionState {
     /// Tokens of an older generation were issued before a password change.

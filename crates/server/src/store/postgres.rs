@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::bank::BankTransaction;
 
 use super::group_commit::{BatchWriter, GroupCommit, NewExpense, by_user};
+use super::session_batch::{SessionBatches, SessionKey, SessionLookup};
 use super::{
     ExpenseInput, ExpensePatch, IDEMPOTENCY_WINDOW_SECS, IdempotencyKey, ImportOutcome,
     ImportRequest, JobEnd, JobRecord, JobRow, ListFilter, NewJob, PoolSettings, Rollup,
@@ -27,7 +28,12 @@ pub struct PgStore {
     /// A read replica for lists, summaries, trends and exports.
     replica: Option<PgPool>,
     new_expenses: GroupCommit,
+    sessions: SessionBatches,
 }
+
+/// Token-state queries running at once (see `session_batch`): few, so that
+/// under load each answers many requests.
+const SESSION_QUERIES_IN_FLIGHT: usize = 1;
 
 /// How long a read waits for a replica connection before using the primary.
 const REPLICA_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
@@ -57,10 +63,15 @@ impl PgStore {
             .run(&pool)
             .await?;
         let new_expenses = GroupCommit::start(ExpenseWriter { pool: pool.clone() });
+        let sessions = SessionBatches::start(
+            SessionReader { pool: pool.clone() },
+            SESSION_QUERIES_IN_FLIGHT,
+        );
         Ok(PgStore {
             pool,
             replica,
             new_expenses,
+            sessions,
         })
     }
 
@@ -91,6 +102,38 @@ impl PgStore {
             }
         }
         Ok(self.pool.acquire().await?)
+    }
+}
+
+/// Reads the state of many tokens in one query (see `session_batch`).
+struct SessionReader {
+    pool: PgPool,
+}
+
+impl SessionLookup for SessionReader {
+    async fn lookup(&self, keys: &[SessionKey]) -> Result<Vec<Option<SessionState>>, StoreError> {
+        let (users, jtis): (Vec<Uuid>, Vec<Uuid>) = keys.iter().copied().unzip();
+        let rows: Vec<(i64, i64, i64, bool)> = sqlx::query_as(
+            "SELECT k.n, u.token_generation, u.data_version, \
+             EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = k.jti) \
+             FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS k (user_id, jti, n) \
+             JOIN users u ON u.id = k.user_id",
+        )
+        .bind(users)
+        .bind(jtis)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut states = vec![None; keys.len()];
+        for (n, token_generation, data_version, revoked) in rows {
+            if let Some(state) = usize::try_from(n - 1).ok().and_then(|i| states.get_mut(i)) {
+                *state = Some(SessionState {
+                    token_generation,
+                    revoked,
+                    data_version,
+                });
+            }
+        }
+        Ok(states)
     }
 }
 
@@ -440,20 +483,7 @@ impl Store for PgStore {
         user_id: Uuid,
         jti: Uuid,
     ) -> Result<Option<SessionState>, StoreError> {
-        let row: Option<(i64, i64, bool)> = sqlx::query_as(
-            "SELECT token_generation, data_version, EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1) FROM users WHERE id = $2",
-        )
-        .bind(jti)
-        .bind(user_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(
-            row.map(|(token_generation, data_version, revoked)| SessionState {
-                token_generation,
-                revoked,
-                data_version,
-            }),
-        )
+        self.sessions.get(user_id, jti).await
     }
 
     async fn revoke_token(
