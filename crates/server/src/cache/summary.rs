@@ -84,11 +84,7 @@ impl SummaryCache {
     /// `shape` is what selects the page (filters, cursor, size).
     pub fn list_key(user: Uuid, version: i64, shape: &[u8]) -> String {
         use sha2::{Digest, Sha256};
-        let digest: String = Sha256::digest(shape)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        format!("list:{user}:{version}:{digest}")
+        format!("list:{user}:{version}:{:x}", Sha256::digest(shape))
     }
 
     /// The cached value under `key`, or the one `compute` makes (stored for the next reader).

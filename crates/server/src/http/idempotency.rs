@@ -52,7 +52,7 @@ pub fn key(
     hash.update(route.as_bytes());
     hash.update(b"\n");
     hash.update(canonical_body.as_bytes());
-    let request_hash = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let request_hash = format!("{:x}", hash.finalize());
     Ok(Some(IdempotencyKey {
         key: String::from_utf8_lossy(bytes).into_owned(),
         request_hash,

@@ -279,14 +279,10 @@ async fn import_file(
     let key = if import.dry_run {
         None
     } else {
-        let digest: String = Sha256::digest(&upload.bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
         idempotency::key(
             headers,
             import.route,
-            &format!("{}\n{digest}", upload.query),
+            &format!("{}\n{:x}", upload.query, Sha256::digest(&upload.bytes)),
         )?
     };
     if let Some(replayed) = idempotency::replay(state, auth.id, key.as_ref(), None).await? {
