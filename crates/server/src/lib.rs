@@ -39,6 +39,9 @@ pub struct AppState {
 
 /// Most bytes (keys and bodies) the in-process cache holds.
 const MEMORY_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+/// Most bytes the in-process copy in front of Redis holds (the answers this
+/// instance served last; Redis holds everyone's).
+const LOCAL_COPY_BYTES: u64 = 4 * 1024 * 1024;
 
 impl AppState {
     /// Connects to the database (applying migrations) and sets up the cache.
@@ -60,7 +63,12 @@ impl AppState {
             }
             Some(redis) => {
                 tracing::info!(url = %mask_url(&redis.url), prefix = %redis.key_prefix, "cache: redis");
-                Arc::new(RedisCache::new(redis).context("invalid REDIS_URL")?)
+                let shared = RedisCache::new(redis).context("invalid REDIS_URL")?;
+                Arc::new(cache::Layered::new(
+                    shared,
+                    settings.cache_ttl,
+                    LOCAL_COPY_BYTES,
+                ))
             }
             None => {
                 tracing::info!("cache: in-process (set REDIS_URL to share one between instances)");

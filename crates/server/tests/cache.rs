@@ -164,6 +164,10 @@ async fn redis_outage_degrades_to_the_database_and_recovers() {
         assert_eq!(s.status, StatusCode::OK);
         assert_eq!(s.header("x-cache"), Some("miss"));
         assert_eq!(s.body["count"], i, "exact while Redis is down");
+        // Served again from this instance's own copy, Redis or not.
+        let again = app.summary(&token, "").await;
+        assert_eq!(again.header("x-cache"), Some("hit"));
+        assert_eq!(again.body["count"], i);
     }
     let ready = app.request(Method::GET, "/readyz", None, None).await;
     assert_eq!(
@@ -174,21 +178,40 @@ async fn redis_outage_degrades_to_the_database_and_recovers() {
     assert_eq!(ready.body["cache"], "down");
 
     let _redis = common::OwnRedis::start_on(redis.port).await;
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("Redis URL");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to the restarted Redis");
+    let pattern = format!(
+        "{}summary:*",
+        spec.redis.as_ref().map_or("", |r| &r.key_prefix)
+    );
     let mut recovered = false;
     for _ in 0..100 {
+        // A new expense each time: a new key, computed and stored anew.
+        app.add(&token, "Food", json!(1), "2026-11-01").await;
         let s = app.summary(&token, "").await;
-        assert_eq!(s.body["count"], 21);
-        if s.header("x-cache") == Some("hit") {
+        assert_eq!(s.header("x-cache"), Some("miss"));
+        let stored: Vec<String> = redis::cmd("KEYS")
+            .arg(&pattern)
+            .query_async(&mut conn)
+            .await
+            .expect("KEYS");
+        if !stored.is_empty() {
             recovered = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(recovered, "the cache serves hits again once Redis is back");
+    assert!(recovered, "summaries reach Redis again once it is back");
     let ready = app.request(Method::GET, "/readyz", None, None).await;
     assert_eq!(ready.body["cache"], "up");
+    let count = app.summary(&token, "").await.body["count"].clone();
     app.add(&token, "Food", json!(1), "2026-11-01").await;
-    assert_eq!(app.summary(&token, "").await.body["count"], 22);
+    let after = app.summary(&token, "").await;
+    assert_eq!(after.header("x-cache"), Some("miss"));
+    assert_eq!(after.body["count"].as_i64(), count.as_i64().map(|c| c + 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,7 @@
-//! Caching of computed answers: Redis when configured, memory otherwise.
+//! Caching of computed answers: Redis when configured (with an in-process
+//! copy in front), memory otherwise.
 
+mod layered;
 mod memory;
 mod redis;
 mod summary;
@@ -7,6 +9,7 @@ mod summary;
 use async_trait::async_trait;
 use axum::body::Bytes;
 
+pub use layered::Layered;
 pub use memory::MemoryCache;
 
 /// No cache at all: every summary is computed.
