@@ -8,7 +8,7 @@ mod session_batch;
 mod sessions;
 mod sqlite;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -185,6 +185,66 @@ pub struct ImportRequest<'a> {
 pub struct ImportOutcome {
     pub imported: Vec<Expense>,
     pub skipped: u64,
+}
+
+/// An import's transactions, batch by batch, as the expenses to insert (each
+/// backend inserts a batch in one statement); keeps what each batch wrote and
+/// reports progress after it.
+pub(crate) struct ImportBatches<'a> {
+    source: &'a str,
+    chunks: std::slice::Chunks<'a, BankTransaction>,
+    created_at: DateTime<Utc>,
+    progress: Option<&'a (dyn Fn(usize) + Send + Sync)>,
+    total: usize,
+    done: usize,
+    imported: Vec<Expense>,
+}
+
+impl<'a> ImportBatches<'a> {
+    pub fn new(request: &ImportRequest<'a>) -> Self {
+        ImportBatches {
+            source: request.source,
+            chunks: request.transactions.chunks(IMPORT_BATCH),
+            created_at: now_micros(),
+            progress: request.progress,
+            total: request.transactions.len(),
+            done: 0,
+            imported: Vec::new(),
+        }
+    }
+
+    /// The next batch, each transaction with the expense it would become.
+    pub fn next_batch(&mut self) -> Option<Vec<(Expense, &'a BankTransaction)>> {
+        let chunk = self.chunks.next()?;
+        Some(
+            chunk
+                .iter()
+                .map(|t| (t.to_expense(self.source, self.created_at), t))
+                .collect(),
+        )
+    }
+
+    /// Keeps the expenses of `rows` whose ids are `written`.
+    pub fn keep(&mut self, rows: Vec<(Expense, &BankTransaction)>, written: &HashSet<Uuid>) {
+        self.done += rows.len();
+        self.imported.extend(
+            rows.into_iter()
+                .map(|(e, _)| e)
+                .filter(|e| written.contains(&e.id)),
+        );
+        if let Some(progress) = self.progress {
+            progress(self.done);
+        }
+    }
+
+    /// What was written, and how many transactions were not.
+    pub fn finish(self) -> ImportOutcome {
+        let skipped = (self.total - self.imported.len()) as u64;
+        ImportOutcome {
+            imported: self.imported,
+            skipped,
+        }
+    }
 }
 
 /// A background import about to be queued.
@@ -487,17 +547,16 @@ pub async fn connect(
     read_url: Option<&str>,
     pool: &PoolSettings,
 ) -> anyhow::Result<Arc<dyn Store>> {
-    if url.starts_with("sqlite:") {
-        if read_url.is_some() {
-            anyhow::bail!("DATABASE_READ_URL needs a PostgreSQL DATABASE_URL");
-        }
+    let sqlite = url.starts_with("sqlite:");
+    let mysql = url.starts_with("mysql:") || url.starts_with("mariadb:");
+    if read_url.is_some() && (sqlite || mysql) {
+        anyhow::bail!("DATABASE_READ_URL needs a PostgreSQL DATABASE_URL");
+    }
+    if sqlite {
         Ok(Arc::new(SqliteStore::connect(url, pool).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         Ok(Arc::new(PgStore::connect(url, read_url, pool).await?))
-    } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
-        if read_url.is_some() {
-            anyhow::bail!("DATABASE_READ_URL needs a PostgreSQL DATABASE_URL");
-        }
+    } else if mysql {
         Ok(Arc::new(MySqlStore::connect(url, pool).await?))
     } else {
         anyhow::bail!(

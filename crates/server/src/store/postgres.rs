@@ -16,9 +16,9 @@ use crate::bank::BankTransaction;
 use super::group_commit::{BatchWriter, GroupCommit, NewExpense, by_user};
 use super::session_batch::{SessionBatches, SessionKey, SessionLookup};
 use super::{
-    ExpenseInput, ExpensePatch, IDEMPOTENCY_WINDOW_SECS, IdempotencyKey, ImportOutcome,
-    ImportRequest, JobEnd, JobRecord, JobRow, ListFilter, NewJob, PoolSettings, Rollup,
-    SessionState, Store, StoreError, StoredResponse, SummarySpans, UserCredentials,
+    ExpenseInput, ExpensePatch, IDEMPOTENCY_WINDOW_SECS, IdempotencyKey, ImportBatches,
+    ImportOutcome, ImportRequest, JobEnd, JobRecord, JobRow, ListFilter, NewJob, PoolSettings,
+    Rollup, SessionState, Store, StoreError, StoredResponse, SummarySpans, UserCredentials,
     expense_columns, job_columns, job_from_row, now_micros, summary_from_rows,
 };
 
@@ -676,25 +676,13 @@ impl Store for PgStore {
         user_id: Uuid,
         request: ImportRequest<'_>,
     ) -> Result<ImportOutcome, StoreError> {
-        let created_at = now_micros();
         let mut tx = self.pool.begin().await?;
-        let mut imported = Vec::new();
-        for (index, chunk) in request.transactions.chunks(super::IMPORT_BATCH).enumerate() {
-            let rows: Vec<(Expense, &BankTransaction)> = chunk
-                .iter()
-                .map(|t| (t.to_expense(request.source, created_at), t))
-                .collect();
+        let mut batches = ImportBatches::new(&request);
+        while let Some(rows) = batches.next_batch() {
             let written = insert_imported(&mut tx, user_id, &rows).await?;
-            imported.extend(
-                rows.into_iter()
-                    .map(|(e, _)| e)
-                    .filter(|e| written.contains(&e.id)),
-            );
-            if let Some(progress) = request.progress {
-                progress(index * super::IMPORT_BATCH + chunk.len());
-            }
+            batches.keep(rows, &written);
         }
-        let skipped = (request.transactions.len() - imported.len()) as u64;
+        let ImportOutcome { imported, skipped } = batches.finish();
         if request.dry_run {
             tx.rollback().await?;
             return Ok(ImportOutcome { imported, skipped });
