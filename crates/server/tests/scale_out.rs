@@ -178,6 +178,41 @@ async fn send(
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+async fn get(http: &reqwest::Client, url: String, token: &str) -> (StatusCode, Value) {
+    send(http, reqwest::Method::GET, url, Some(token), None).await
+}
+
+async fn post(
+    http: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    send(http, reqwest::Method::POST, url, token, body).await
+}
+
+async fn login(http: &reqwest::Client, base: &str, credentials: &Value) -> (StatusCode, Value) {
+    post(
+        http,
+        format!("{base}/api/auth/login"),
+        None,
+        Some(credentials.clone()),
+    )
+    .await
+}
+
+/// `GET /api/auth/me`'s status.
+async fn me(http: &reqwest::Client, base: &str, token: &str) -> StatusCode {
+    get(http, format!("{base}/api/auth/me"), token).await.0
+}
+
+/// The summary, which must be a 200.
+async fn summary(http: &reqwest::Client, base: &str, token: &str) -> Value {
+    let (status, summary) = get(http, format!("{base}/api/expenses/summary"), token).await;
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    summary
+}
+
 fn cents(v: &Value) -> i64 {
     let s = v.as_str().unwrap_or_else(|| panic!("not an amount: {v}"));
     let digits: String = s.chars().filter(char::is_ascii_digit).collect();
@@ -190,9 +225,8 @@ async fn one_user(proxy: String, instances: Vec<String>, n: usize) -> Value {
     let email = common::unique_email();
     let password = "scale out password";
     let credentials = json!({"email": email, "password": password});
-    let (status, _) = send(
+    let (status, _) = post(
         &http,
-        reqwest::Method::POST,
         format!("{proxy}/api/auth/register"),
         None,
         Some(credentials.clone()),
@@ -200,23 +234,15 @@ async fn one_user(proxy: String, instances: Vec<String>, n: usize) -> Value {
     .await;
     assert_eq!(status, StatusCode::CREATED);
     // Logged in on one instance, used through the proxy on all of them.
-    let (status, login) = send(
-        &http,
-        reqwest::Method::POST,
-        format!("{}/api/auth/login", instances[n % instances.len()]),
-        None,
-        Some(credentials.clone()),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{login}");
-    let token = login["access_token"].as_str().expect("token").to_owned();
+    let (status, first) = login(&http, &instances[n % instances.len()], &credentials).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let token = first["access_token"].as_str().expect("token").to_owned();
 
     let (mut count, mut total) = (0u64, 0i64);
     for i in 0..30u64 {
         let amount = 100 + (n as i64) * 7 + (i as i64) * 13;
-        let (status, created) = send(
+        let (status, created) = post(
             &http,
-            reqwest::Method::POST,
             format!("{proxy}/api/expenses"),
             Some(&token),
             Some(json!({
@@ -231,15 +257,7 @@ async fn one_user(proxy: String, instances: Vec<String>, n: usize) -> Value {
         total += amount;
         // Read your write on whichever instance answers next.
         if i % 5 == 4 {
-            let (status, summary) = send(
-                &http,
-                reqwest::Method::GET,
-                format!("{proxy}/api/expenses/summary"),
-                Some(&token),
-                None,
-            )
-            .await;
-            assert_eq!(status, StatusCode::OK);
+            let summary = summary(&http, &proxy, &token).await;
             assert_eq!(summary["count"], count, "{summary}");
             assert_eq!(cents(&summary["total"]), total, "{summary}");
         }
@@ -247,9 +265,8 @@ async fn one_user(proxy: String, instances: Vec<String>, n: usize) -> Value {
 
     // A background import, queued through one instance, run by any worker,
     // followed through all of them.
-    let (status, job) = send(
+    let (status, job) = post(
         &http,
-        reqwest::Method::POST,
         format!("{proxy}/api/imports/mock?async=true"),
         Some(&token),
         Some(json!({"count": 300, "seed": n})),
@@ -259,8 +276,7 @@ async fn one_user(proxy: String, instances: Vec<String>, n: usize) -> Value {
     let url = format!("{proxy}{}", job["status_url"].as_str().expect("status_url"));
     let started = Instant::now();
     let job = loop {
-        let (status, job) =
-            send(&http, reqwest::Method::GET, url.clone(), Some(&token), None).await;
+        let (status, job) = get(&http, url.clone(), &token).await;
         assert_eq!(status, StatusCode::OK, "{job}");
         if job["status"] == "succeeded" || job["status"] == "failed" {
             break job;
@@ -275,12 +291,10 @@ async fn one_user(proxy: String, instances: Vec<String>, n: usize) -> Value {
     // The summary agrees with every expense listed, page by page.
     let (mut listed, mut listed_total, mut cursor) = (0u64, 0i64, String::new());
     loop {
-        let (status, page) = send(
+        let (status, page) = get(
             &http,
-            reqwest::Method::GET,
             format!("{proxy}/api/expenses?limit=200&cursor={cursor}"),
-            Some(&token),
-            None,
+            &token,
         )
         .await;
         assert_eq!(status, StatusCode::OK, "{page}");
@@ -294,32 +308,17 @@ async fn one_user(proxy: String, instances: Vec<String>, n: usize) -> Value {
         }
     }
     for _ in 0..instances.len() {
-        let (_, summary) = send(
-            &http,
-            reqwest::Method::GET,
-            format!("{proxy}/api/expenses/summary"),
-            Some(&token),
-            None,
-        )
-        .await;
+        let summary = summary(&http, &proxy, &token).await;
         assert_eq!(summary["count"], count, "{summary}");
         assert_eq!(listed, count);
         assert_eq!(cents(&summary["total"]), listed_total, "{summary}");
     }
 
     // A second session survives the logout of the first.
-    let (_, second) = send(
-        &http,
-        reqwest::Method::POST,
-        format!("{proxy}/api/auth/login"),
-        None,
-        Some(credentials),
-    )
-    .await;
+    let (_, second) = login(&http, &proxy, &credentials).await;
     let second = second["access_token"].as_str().expect("token").to_owned();
-    let (status, _) = send(
+    let (status, _) = post(
         &http,
-        reqwest::Method::POST,
         format!("{proxy}/api/auth/logout"),
         Some(&token),
         None,
@@ -327,24 +326,16 @@ async fn one_user(proxy: String, instances: Vec<String>, n: usize) -> Value {
     .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     for instance in &instances {
-        let (status, body) = send(
-            &http,
-            reqwest::Method::GET,
-            format!("{instance}/api/auth/me"),
-            Some(&token),
-            None,
-        )
-        .await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{instance}: {body}");
-        let (status, _) = send(
-            &http,
-            reqwest::Method::GET,
-            format!("{instance}/api/auth/me"),
-            Some(&second),
-            None,
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{instance}");
+        assert_eq!(
+            me(&http, instance, &token).await,
+            StatusCode::UNAUTHORIZED,
+            "{instance}"
+        );
+        assert_eq!(
+            me(&http, instance, &second).await,
+            StatusCode::OK,
+            "{instance}"
+        );
     }
     json!({"email": email, "count": count})
 }
@@ -393,24 +384,18 @@ async fn three_instances_behind_nginx_answer_as_one() {
     // over the instances lock the email out on each of them.
     let http = reqwest::Client::new();
     let email = common::unique_email();
-    let (status, _) = send(
+    let right = json!({"email": email, "password": "the right password"});
+    let wrong = json!({"email": email, "password": "a wrong password"});
+    let (status, _) = post(
         &http,
-        reqwest::Method::POST,
         format!("{}/api/auth/register", nginx.base),
         None,
-        Some(json!({"email": email, "password": "the right password"})),
+        Some(right.clone()),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
     for attempt in 0..5 {
-        let (status, body) = send(
-            &http,
-            reqwest::Method::POST,
-            format!("{}/api/auth/login", bases[attempt % 3]),
-            None,
-            Some(json!({"email": email, "password": "a wrong password"})),
-        )
-        .await;
+        let (status, body) = login(&http, &bases[attempt % 3], &wrong).await;
         assert_eq!(
             status,
             StatusCode::UNAUTHORIZED,
@@ -418,14 +403,7 @@ async fn three_instances_behind_nginx_answer_as_one() {
         );
     }
     for base in bases.iter().chain([&nginx.base]) {
-        let (status, body) = send(
-            &http,
-            reqwest::Method::POST,
-            format!("{base}/api/auth/login"),
-            None,
-            Some(json!({"email": email, "password": "the right password"})),
-        )
-        .await;
+        let (status, body) = login(&http, base, &right).await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{base}: {body}");
     }
 
