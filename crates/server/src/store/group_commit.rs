@@ -109,11 +109,9 @@ async fn write_batch(writer: &impl BatchWriter, batch: Vec<NewExpense>, replies:
             let _ = replies.into_iter().next().map(|reply| reply.send(Err(e)));
         }
         // Alone, each would wait for the database in turn: all fail now.
-        Err(StoreError::Unavailable(e)) => {
-            let reason = e.to_string();
+        Err(e @ StoreError::Unavailable(_)) => {
             for reply in replies {
-                let e = sqlx::Error::Io(std::io::Error::other(reason.clone()));
-                let _ = reply.send(Err(StoreError::Unavailable(e)));
+                let _ = reply.send(Err(e.for_another_waiter()));
             }
         }
         Err(e) => {

@@ -40,6 +40,19 @@ pub enum StoreError {
     Other(#[source] sqlx::Error),
 }
 
+impl StoreError {
+    /// The same failure, for another caller of one shared database call
+    /// (sqlx's errors do not clone: the copy keeps the kind and the message).
+    pub(crate) fn for_another_waiter(&self) -> StoreError {
+        let copy = |e: &sqlx::Error| sqlx::Error::Io(std::io::Error::other(e.to_string()));
+        match self {
+            StoreError::Conflict => StoreError::Conflict,
+            StoreError::Unavailable(e) => StoreError::Unavailable(copy(e)),
+            StoreError::Other(e) => StoreError::Other(copy(e)),
+        }
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {

@@ -106,15 +106,8 @@ async fn answer(lookup: &impl SessionLookup, mut batch: Vec<(SessionKey, Reply)>
             }
         }
         Err(e) => {
-            let reason = e.to_string();
-            let unavailable = matches!(e, StoreError::Unavailable(_));
             for (_, reply) in batch {
-                let e = sqlx::Error::Io(std::io::Error::other(reason.clone()));
-                let _ = reply.send(Err(if unavailable {
-                    StoreError::Unavailable(e)
-                } else {
-                    StoreError::Other(e)
-                }));
+                let _ = reply.send(Err(e.for_another_waiter()));
             }
         }
     }
