@@ -114,6 +114,10 @@ struct SessionReader {
     pool: PgPool,
 }
 
+/// A row of the several-token query: a user's (id, token generation, data
+/// version), or a revoked token's id.
+type UserOrRevoked = (Option<Uuid>, Option<i64>, Option<i64>, Option<Uuid>);
+
 impl SessionLookup for SessionReader {
     async fn lookup(&self, keys: &[SessionKey]) -> Result<Vec<Option<SessionState>>, StoreError> {
         if let [(user_id, jti)] = keys {
@@ -136,7 +140,7 @@ impl SessionLookup for SessionReader {
         }
         let (users, jtis): (Vec<Uuid>, Vec<Uuid>) = keys.iter().copied().unzip();
         // The users' rows, then the revoked ones among the tokens.
-        let rows: Vec<(Option<Uuid>, Option<i64>, Option<i64>, Option<Uuid>)> = sqlx::query_as(
+        let rows: Vec<UserOrRevoked> = sqlx::query_as(
             "SELECT id, token_generation, data_version, NULL::uuid FROM users WHERE id = ANY($1) \
              UNION ALL SELECT NULL, NULL, NULL, jti FROM revoked_tokens WHERE jti = ANY($2)",
         )
