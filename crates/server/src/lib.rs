@@ -22,9 +22,21 @@ use crate::cache::{CacheBackend, MemoryCache, RedisCache, SummaryCache};
 use crate::config::{Settings, mask_url};
 use crate::store::Store;
 
-/// Shared by every request.
+/// Shared by every request: one reference-counted pointer, since the router
+/// clones the state into every middleware and handler of each request.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     pub store: Arc<dyn Store>,
     pub summaries: Arc<SummaryCache>,
     pub tokens: Tokens,
@@ -79,7 +91,7 @@ impl AppState {
             Some(redis) => Arc::new(jobs::RedisQueue::new(redis, settings.job_visibility)?),
             None => Arc::new(jobs::LocalQueue::default()),
         };
-        Ok(AppState {
+        Ok(AppState(Arc::new(Shared {
             jobs: Arc::new(jobs::Jobs::new(queue, settings.job_visibility)),
             store,
             summaries: Arc::new(SummaryCache::new(cache)),
@@ -92,7 +104,7 @@ impl AppState {
             )?),
             trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
             limits: settings.limits,
-        })
+        })))
     }
 }
 
