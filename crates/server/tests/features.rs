@@ -5,7 +5,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{Backend, Reply, TestApp, spawn_app};
+use common::{Backend, Reply, TestApp, spawn_app, spawn_app_with};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -22,6 +22,7 @@ on_every_backend!(
     ofx_fixtures_reproduce_their_counts_and_totals,
     csv_fixtures_reproduce_their_counts_and_totals,
     csv_identical_rows_are_distinct_expenses_imported_once,
+    csv_rows_an_older_server_imported_or_saw_deleted_stay_out,
     csv_bad_lines_are_reported_and_strict_imports_nothing,
     csv_reads_a_bom_legacy_bytes_and_multipart,
     listed_pages_are_cached_and_every_write_shows_at_once,
@@ -720,6 +721,86 @@ async fn csv_fixtures_reproduce_their_counts_and_totals(backend: Backend) {
     assert_eq!(ing.body["expenses"][0]["amount"], "5.50");
     assert_eq!(ing.body["expenses"][0]["spent_on"], "2018-12-28");
     assert_eq!(ing.body["expenses"][0]["category"], "Uncategorized");
+}
+
+/// Runs one statement on a test server's database behind its back, as an
+/// older server left the data; returns the rows it changed.
+async fn execute_on(backend: Backend, url: &str, sql: &str) -> u64 {
+    let done = match backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(url).await.expect("sqlite");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&pool)
+                .await
+                .map(|r| r.rows_affected())
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(url).await.expect("postgres");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&pool)
+                .await
+                .map(|r| r.rows_affected())
+        }
+        Backend::Mysql => {
+            let pool = sqlx::MySqlPool::connect(url).await.expect("mysql");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&pool)
+                .await
+                .map(|r| r.rows_affected())
+        }
+    };
+    done.unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// Servers before the dated fingerprints stored `fp:<sha256>:<n>`: a file
+/// they imported is not imported again, and a row deleted since stays out.
+async fn csv_rows_an_older_server_imported_or_saw_deleted_stay_out(backend: Backend) {
+    let mut url = String::new();
+    let app = spawn_app_with(backend, |spec| url = spec.database_url.clone()).await;
+    let token = app.new_user().await;
+    let file =
+        "date,amount,description\n2026-11-02,-12.34,  Coffee   SHOP \n2026-11-03,-4.50,Bakery\n";
+    let first = import_csv(&app, &token, file).await;
+    assert_eq!(
+        imported_skipped(&first),
+        (json!(2), json!(0)),
+        "{}",
+        first.body
+    );
+    let bakery = first.body["expenses"][1]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    // The ids an older server gave these two rows.
+    let coffee_id = "fp:aeec5fa44873c4afbd345666d5a8f0dcb8ddff61c32dfbbed168c8e8eaadc258:1";
+    let bakery_id = format!(
+        "fp:{:x}:1",
+        <sha2::Sha256 as sha2::Digest>::digest(b"2026-11-03|-450|bakery")
+    );
+    for (day, id) in [("2026-11-02", coffee_id), ("2026-11-03", &bakery_id)] {
+        let sql = format!(
+            "UPDATE expenses SET external_id = '{id}' WHERE source = 'csv' AND spent_on = '{day}'"
+        );
+        assert_eq!(execute_on(backend, &url, &sql).await, 1, "{sql}");
+    }
+    let gone = app.delete(&format!("/api/expenses/{bakery}"), &token).await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+
+    let again = import_csv(&app, &token, file).await;
+    assert_eq!(
+        imported_skipped(&again),
+        (json!(0), json!(2)),
+        "{}",
+        again.body
+    );
+    let more = import_csv(&app, &token, &format!("{file}2026-11-04,-1.00,Paper\n")).await;
+    assert_eq!(
+        imported_skipped(&more),
+        (json!(1), json!(2)),
+        "{}",
+        more.body
+    );
+    assert_eq!(summary_of(&app, &token).await["count"], 2);
 }
 
 async fn csv_identical_rows_are_distinct_expenses_imported_once(backend: Backend) {

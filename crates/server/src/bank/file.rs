@@ -8,7 +8,12 @@ use finance_shared::{LineError, Money, validate};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::BankTransaction;
+use super::{BankTransaction, LEGACY_FINGERPRINTS};
+
+/// What the id of a transaction without the bank's id starts with; the
+/// transaction's date follows, so one statement's ids sit together in the
+/// dedupe index instead of one page apiece across a user's whole history.
+pub const FINGERPRINT: &str = "fp2:";
 
 /// A transaction as a file states it, before it becomes an expense.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,8 +114,9 @@ pub struct FileTotals {
 /// The money-out transactions of a file as bank transactions, each with an
 /// id that is the same every time the file is imported: the bank's id when
 /// the file has one, otherwise a fingerprint of (date, amount, description)
-/// with its occurrence in the file, so two identical coffees on one day stay
-/// two expenses and a second import of the file adds neither. Money-in and
+/// with its occurrence in the file (its date first, see [`FINGERPRINT`]), so
+/// two identical coffees on one day stay two expenses and a second import of
+/// the file adds neither. Money-in and
 /// zero transactions are not expenses: they are counted in the totals only.
 pub fn to_bank_transactions(
     parsed: &mut ParsedFile,
@@ -153,17 +159,21 @@ pub fn to_bank_transactions(
             },
             _ => default_category.to_owned(),
         };
-        let external_id = match &t.provider_id {
-            Some(id) => format!("{id_prefix}id:{id}"),
+        let (external_id, legacy_id) = match &t.provider_id {
+            Some(id) => (format!("{id_prefix}id:{id}"), None),
             None => {
                 let print = fingerprint(t.date, t.amount, t.description.as_deref());
                 let n = seen.entry(print.clone()).or_default();
                 *n += 1;
-                format!("fp:{print}:{n}")
+                (
+                    format!("{FINGERPRINT}{}:{}:{n}", t.date, &print[..32]),
+                    Some(format!("{}{print}:{n}", LEGACY_FINGERPRINTS.0)),
+                )
             }
         };
         out.push(BankTransaction {
             external_id,
+            legacy_id,
             category,
             description: t.description.clone(),
             amount,
@@ -229,14 +239,26 @@ mod tests {
     }
 
     /// Imported rows keep these ids: a change of form would import a file
-    /// again in full.
+    /// again in full. The legacy id is what servers before the dated form
+    /// stored, which an import still recognises.
     #[test]
     fn fingerprints_keep_their_form() {
-        let date = NaiveDate::from_ymd_opt(2026, 11, 2).unwrap_or_default();
+        let mut file = ParsedFile {
+            transactions: vec![txn(2, -1234, "  Coffee   SHOP ")],
+            errors: Vec::new(),
+        };
+        let (ids, _) = to_bank_transactions(&mut file, "", "Uncategorized");
         assert_eq!(
-            fingerprint(date, -1234, Some("  Coffee   SHOP ")),
-            "aeec5fa44873c4afbd345666d5a8f0dcb8ddff61c32dfbbed168c8e8eaadc258"
+            ids[0].external_id,
+            "fp2:2026-11-02:aeec5fa44873c4afbd345666d5a8f0dc:1"
         );
+        assert_eq!(
+            ids[0].legacy_id.as_deref(),
+            Some("fp:aeec5fa44873c4afbd345666d5a8f0dcb8ddff61c32dfbbed168c8e8eaadc258:1")
+        );
+        let legacy = ids[0].legacy_id.as_deref().unwrap_or_default();
+        assert!((LEGACY_FINGERPRINTS.0..LEGACY_FINGERPRINTS.1).contains(&legacy));
+        assert!(!(LEGACY_FINGERPRINTS.0..LEGACY_FINGERPRINTS.1).contains(&&*ids[0].external_id));
     }
 
     #[test]

@@ -49,6 +49,7 @@ impl MockBank {
                     .unwrap_or(request.today);
                 BankTransaction {
                     external_id: format!("mock-{}-{i}", request.seed),
+                    legacy_id: None,
                     category: category.to_owned(),
                     description: Some(merchant.to_owned()),
                     amount: Money::from_minor(rng.random_range(low..=high)),

@@ -12,11 +12,21 @@ use uuid::Uuid;
 
 pub use mock::MockBank;
 
+/// Where the undated fingerprint ids that files without the bank's ids got
+/// before [`file::FINGERPRINT`] lie, as a range of `external_id`s: an import
+/// looks for its transactions' old ids only for a user with ids in it.
+pub const LEGACY_FINGERPRINTS: (&str, &str) = ("fp:", "fp;");
+
 /// A transaction as a bank reports it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BankTransaction {
     /// The bank's own id: stable across syncs, the key for deduplication.
     pub external_id: String,
+    /// The id an older server gave the same transaction (a fingerprint in
+    /// [`LEGACY_FINGERPRINTS`]): the transaction was imported, or deleted
+    /// after an import, if either id was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy_id: Option<String>,
     pub category: String,
     pub description: Option<String>,
     pub amount: Money,

@@ -193,6 +193,13 @@ pub struct ImportRequest<'a> {
     pub progress: Option<&'a (dyn Fn(usize) + Send + Sync)>,
 }
 
+impl ImportRequest<'_> {
+    /// Whether any of its transactions had another id on an older server.
+    pub fn looks_for_legacy_ids(&self) -> bool {
+        self.transactions.iter().any(|t| t.legacy_id.is_some())
+    }
+}
+
 /// What an import wrote.
 #[derive(Clone, Debug)]
 pub struct ImportOutcome {

@@ -13,7 +13,7 @@ use sqlx::query_builder::Separated;
 use sqlx::{ConnectOptions, Executor, QueryBuilder, Row};
 use uuid::Uuid;
 
-use crate::bank::BankTransaction;
+use crate::bank::{BankTransaction, LEGACY_FINGERPRINTS};
 
 use super::group_commit::{BatchWriter, GroupCommit, NewExpense, by_user};
 use super::{
@@ -181,12 +181,14 @@ impl BatchWriter for ExpenseWriter {
 
 /// Inserts a batch of imported transactions in one statement, skipping those
 /// already imported, deleted after an import, or exported from an expense the
-/// user still has; returns the ids of the rows written.
+/// user still has, and, with `legacy`, those an older server imported under
+/// their old ids; returns the ids of the rows written.
 async fn insert_imported(
     conn: &mut MySqlConnection,
     user_id: Uuid,
     source: &str,
     rows: &[(Expense, &BankTransaction)],
+    legacy: bool,
 ) -> Result<HashSet<Uuid>, sqlx::Error> {
     if rows.is_empty() {
         return Ok(HashSet::new());
@@ -220,12 +222,37 @@ async fn insert_imported(
         .push(" AND source = ")
         .push_bind(source)
         .push(" AND external_id IN (");
+    let legacy_ids: Vec<&str> = match legacy {
+        true => rows
+            .iter()
+            .filter_map(|(_, t)| t.legacy_id.as_deref())
+            .collect(),
+        false => Vec::new(),
+    };
     let mut list = query.separated(", ");
-    for (_, t) in rows {
-        list.push_bind(&t.external_id);
+    for id in rows
+        .iter()
+        .map(|(_, t)| t.external_id.as_str())
+        .chain(legacy_ids.iter().copied())
+    {
+        list.push_bind(id);
     }
     query.push(")");
-    let deleted: HashSet<String> = query
+    // Old ids count as imported when an expense still has one.
+    if !legacy_ids.is_empty() {
+        query
+            .push(" UNION ALL SELECT external_id FROM expenses WHERE user_id = ")
+            .push_bind(user_id)
+            .push(" AND source = ")
+            .push_bind(source)
+            .push(" AND external_id IN (");
+        let mut list = query.separated(", ");
+        for id in &legacy_ids {
+            list.push_bind(*id);
+        }
+        query.push(")");
+    }
+    let known: HashSet<String> = query
         .build_query_scalar::<String>()
         .fetch_all(&mut *conn)
         .await?
@@ -234,7 +261,8 @@ async fn insert_imported(
     let rows: Vec<_> = rows
         .iter()
         .filter(|(_, t)| t.origin.is_none_or(|o| !present.contains(&o)))
-        .filter(|(_, t)| !deleted.contains(&t.external_id))
+        .filter(|(_, t)| !known.contains(&t.external_id))
+        .filter(|(_, t)| t.legacy_id.as_ref().is_none_or(|l| !known.contains(l)))
         .collect();
     if rows.is_empty() {
         return Ok(HashSet::new());
@@ -253,6 +281,34 @@ async fn insert_imported(
     query.push(" RETURNING id");
     let ids: Vec<Uuid> = query.build_query_scalar().fetch_all(&mut *conn).await?;
     Ok(ids.into_iter().collect())
+}
+
+/// Whether the user has ids from [`LEGACY_FINGERPRINTS`] under `source`,
+/// imported or deleted: a look at either index's edge (the ids compare as
+/// bytes), not a scan.
+async fn has_legacy_ids(
+    conn: &mut MySqlConnection,
+    user_id: Uuid,
+    source: &str,
+) -> Result<bool, sqlx::Error> {
+    let (from, to) = LEGACY_FINGERPRINTS;
+    let found: i64 = sqlx::query_scalar(
+        "SELECT CAST(EXISTS (SELECT 1 FROM expenses WHERE user_id = ? AND source = ? \
+         AND external_id >= ? AND external_id < ?) \
+         OR EXISTS (SELECT 1 FROM deleted_imports WHERE user_id = ? AND source = ? \
+         AND external_id >= ? AND external_id < ?) AS SIGNED)",
+    )
+    .bind(user_id)
+    .bind(source)
+    .bind(from)
+    .bind(to)
+    .bind(user_id)
+    .bind(source)
+    .bind(from)
+    .bind(to)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(found != 0)
 }
 
 /// One of the user's expenses, locked for the rest of the transaction.
@@ -665,9 +721,11 @@ impl Store for MySqlStore {
     ) -> Result<ImportOutcome, StoreError> {
         let mut tx = self.pool.begin().await?;
         lock_users(&mut tx, [user_id]).await?;
+        let legacy = request.looks_for_legacy_ids()
+            && has_legacy_ids(&mut tx, user_id, request.source).await?;
         let mut batches = ImportBatches::new(&request);
         while let Some(rows) = batches.next_batch() {
-            let written = insert_imported(&mut tx, user_id, request.source, &rows).await?;
+            let written = insert_imported(&mut tx, user_id, request.source, &rows, legacy).await?;
             batches.keep(rows, &written);
         }
         let ImportOutcome { imported, skipped } = batches.finish();

@@ -11,7 +11,7 @@ use sqlx::query_builder::Separated;
 use sqlx::{Executor, QueryBuilder, Row};
 use uuid::Uuid;
 
-use crate::bank::BankTransaction;
+use crate::bank::{BankTransaction, LEGACY_FINGERPRINTS};
 
 use super::group_commit::{BatchWriter, GroupCommit, NewExpense, by_user};
 use super::session_batch::{SessionBatches, SessionKey, SessionLookup};
@@ -273,11 +273,14 @@ impl BatchWriter for ExpenseWriter {
 
 /// Inserts a batch of imported transactions in one statement, skipping those
 /// already imported, deleted after an import, or exported from an expense the
-/// user still has; returns the ids of the rows written.
+/// user still has, and, with `legacy`, those an older server imported under
+/// their old ids; returns the ids of the rows written.
 async fn insert_imported(
     conn: &mut PgConnection,
     user_id: Uuid,
+    source: &str,
     rows: &[(Expense, &BankTransaction)],
+    legacy: bool,
 ) -> Result<HashSet<Uuid>, sqlx::Error> {
     // Rows re-imported from this server's export name the expense they came
     // from; those still there are skipped. Looked up by primary key here: an
@@ -295,9 +298,35 @@ async fn insert_imported(
             .into_iter()
             .collect()
     };
+    // Old ids are looked up the same way, by key.
+    let legacy_ids: Vec<&str> = match legacy {
+        true => rows
+            .iter()
+            .filter_map(|(_, t)| t.legacy_id.as_deref())
+            .collect(),
+        false => Vec::new(),
+    };
+    let known: HashSet<String> = if legacy_ids.is_empty() {
+        HashSet::new()
+    } else {
+        sqlx::query_scalar(
+            "SELECT external_id FROM expenses WHERE user_id = $1 AND source = $2 \
+             AND external_id = ANY($3) \
+             UNION ALL SELECT external_id FROM deleted_imports WHERE user_id = $1 \
+             AND source = $2 AND external_id = ANY($3)",
+        )
+        .bind(user_id)
+        .bind(source)
+        .bind(&legacy_ids)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect()
+    };
     let rows: Vec<_> = rows
         .iter()
         .filter(|(_, t)| t.origin.is_none_or(|o| !present.contains(&o)))
+        .filter(|(_, t)| t.legacy_id.as_ref().is_none_or(|l| !known.contains(l)))
         .collect();
     if rows.is_empty() {
         return Ok(HashSet::new());
@@ -327,6 +356,29 @@ async fn insert_imported(
         );
     let ids: Vec<Uuid> = query.build_query_scalar().fetch_all(&mut *conn).await?;
     Ok(ids.into_iter().collect())
+}
+
+/// Whether the user has ids from [`LEGACY_FINGERPRINTS`] under `source`,
+/// imported or deleted: a look at either index's edge (the ids compare as
+/// bytes), not a scan.
+async fn has_legacy_ids(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    source: &str,
+) -> Result<bool, sqlx::Error> {
+    let (from, to) = LEGACY_FINGERPRINTS;
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM expenses WHERE user_id = $1 AND source = $2 \
+         AND external_id >= $3 AND external_id < $4) \
+         OR EXISTS (SELECT 1 FROM deleted_imports WHERE user_id = $1 AND source = $2 \
+         AND external_id >= $3 AND external_id < $4)",
+    )
+    .bind(user_id)
+    .bind(source)
+    .bind(from)
+    .bind(to)
+    .fetch_one(&mut *conn)
+    .await
 }
 
 /// One of the user's expenses, locked for the rest of the transaction.
@@ -716,9 +768,11 @@ impl Store for PgStore {
         request: ImportRequest<'_>,
     ) -> Result<ImportOutcome, StoreError> {
         let mut tx = self.pool.begin().await?;
+        let legacy = request.looks_for_legacy_ids()
+            && has_legacy_ids(&mut tx, user_id, request.source).await?;
         let mut batches = ImportBatches::new(&request);
         while let Some(rows) = batches.next_batch() {
-            let written = insert_imported(&mut tx, user_id, &rows).await?;
+            let written = insert_imported(&mut tx, user_id, request.source, &rows, legacy).await?;
             batches.keep(rows, &written);
         }
         let ImportOutcome { imported, skipped } = batches.finish();

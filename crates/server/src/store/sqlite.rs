@@ -20,7 +20,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Transaction};
 use uuid::Uuid;
 
-use crate::bank::BankTransaction;
+use crate::bank::{BankTransaction, LEGACY_FINGERPRINTS};
 
 use super::group_commit::{BatchWriter, GroupCommit, NewExpense, by_user};
 use super::sessions::{Sessions, UserState};
@@ -242,11 +242,13 @@ impl BatchWriter for ExpenseWriter {
 
 /// Inserts a batch of imported transactions in one statement, skipping those
 /// already imported, deleted after an import, or exported from an expense the
-/// user still has; returns the ids of the rows written.
+/// user still has, and, with `legacy`, those an older server imported under
+/// their old ids; returns the ids of the rows written.
 async fn insert_imported(
     conn: &mut SqliteConnection,
     user_id: Uuid,
     rows: &[(Expense, &BankTransaction)],
+    legacy: bool,
 ) -> Result<HashSet<Uuid>, sqlx::Error> {
     let mut query = QueryBuilder::<sqlx::Sqlite>::new(
         "INSERT INTO expenses (id, user_id, category, category_key, description, description_key, \
@@ -261,6 +263,9 @@ async fn insert_imported(
         bind_expense(&mut row, e)
             .push_bind(&t.external_id)
             .push_bind(t.origin);
+        if legacy {
+            row.push_bind(&t.legacy_id);
+        }
     });
     query
         .push(") AS v WHERE NOT EXISTS (SELECT 1 FROM deleted_imports d WHERE d.user_id = ")
@@ -270,12 +275,43 @@ async fn insert_imported(
              AND NOT EXISTS (SELECT 1 FROM expenses o WHERE o.user_id = ",
         )
         .push_bind(user_id)
-        .push(
-            " AND o.id = v.column11) \
-             ON CONFLICT (user_id, source, external_id) DO NOTHING RETURNING id",
-        );
+        .push(" AND o.id = v.column11)");
+    if legacy {
+        query
+            .push(" AND NOT EXISTS (SELECT 1 FROM expenses l WHERE l.user_id = ")
+            .push_bind(user_id)
+            .push(
+                " AND l.source = v.column9 AND l.external_id = v.column12) \
+                 AND NOT EXISTS (SELECT 1 FROM deleted_imports dl WHERE dl.user_id = ",
+            )
+            .push_bind(user_id)
+            .push(" AND dl.source = v.column9 AND dl.external_id = v.column12)");
+    }
+    query.push(" ON CONFLICT (user_id, source, external_id) DO NOTHING RETURNING id");
     let ids: Vec<Uuid> = query.build_query_scalar().fetch_all(&mut *conn).await?;
     Ok(ids.into_iter().collect())
+}
+
+/// Whether the user has ids from [`LEGACY_FINGERPRINTS`] under `source`,
+/// imported or deleted: a look at either index's edge, not a scan.
+async fn has_legacy_ids(
+    conn: &mut SqliteConnection,
+    user_id: Uuid,
+    source: &str,
+) -> Result<bool, sqlx::Error> {
+    let (from, to) = LEGACY_FINGERPRINTS;
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM expenses WHERE user_id = ?1 AND source = ?2 \
+         AND external_id >= ?3 AND external_id < ?4) \
+         OR EXISTS (SELECT 1 FROM deleted_imports WHERE user_id = ?1 AND source = ?2 \
+         AND external_id >= ?3 AND external_id < ?4)",
+    )
+    .bind(user_id)
+    .bind(source)
+    .bind(from)
+    .bind(to)
+    .fetch_one(&mut *conn)
+    .await
 }
 
 /// One of the user's expenses, read inside a write transaction.
@@ -691,9 +727,11 @@ impl Store for SqliteStore {
     ) -> Result<ImportOutcome, StoreError> {
         self.write(user_id, async {
             let mut tx = self.begin_write().await?;
+            let legacy = request.looks_for_legacy_ids()
+                && has_legacy_ids(&mut tx, user_id, request.source).await?;
             let mut batches = ImportBatches::new(&request);
             while let Some(rows) = batches.next_batch() {
-                let written = insert_imported(&mut tx, user_id, &rows).await?;
+                let written = insert_imported(&mut tx, user_id, &rows, legacy).await?;
                 batches.keep(rows, &written);
             }
             let ImportOutcome { imported, skipped } = batches.finish();
