@@ -17,7 +17,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Transaction};
+use sqlx::{ConnectOptions, QueryBuilder, Row, Transaction};
 use uuid::Uuid;
 
 use crate::bank::{BankTransaction, LEGACY_FINGERPRINTS};
@@ -33,6 +33,12 @@ use super::{
 
 /// The writer's page cache: 16 MiB (negative: KiB, as SQLite takes it).
 const WRITER_CACHE_KIB: &str = "-16384";
+/// WAL pages past which the writer checkpoints a commit itself: a backstop
+/// for when the background checkpoints fall behind (they cannot finish the
+/// WAL while writes keep coming; the writer's, holding the write lock, can).
+const WRITER_AUTOCHECKPOINT_PAGES: &str = "8192";
+/// How often the WAL is copied back into the database file, off the writer.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 /// Each reader's page cache: 1 MiB. A reader's cache is dropped whenever
 /// another connection has written, so under writes a larger one holds memory
 /// without saving reads (the file's pages stay in the OS's cache anyway).
@@ -46,6 +52,8 @@ pub struct SqliteStore {
     new_expenses: GroupCommit,
     /// Held locked while the store is open: one server per database file.
     _lock: Option<std::fs::File>,
+    /// Dropped with the store, which ends the checkpoints.
+    _checkpoints: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl SqliteStore {
@@ -59,7 +67,9 @@ impl SqliteStore {
             .busy_timeout(std::time::Duration::from_secs(5));
         // The writer gets a larger page cache, and statement journals in
         // memory: a large import then neither spills pages to the WAL
-        // mid-transaction nor writes a temporary file per statement.
+        // mid-transaction nor writes a temporary file per statement. Its
+        // commits leave checkpoints to a connection of their own (below),
+        // unless the WAL has grown past the backstop.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(pool.acquire_timeout)
@@ -67,14 +77,17 @@ impl SqliteStore {
                 options
                     .clone()
                     .pragma("cache_size", WRITER_CACHE_KIB)
-                    .pragma("temp_store", "memory"),
+                    .pragma("temp_store", "memory")
+                    .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES),
             )
             .await?;
         // Token state is kept in memory (see `sessions`), which is only
         // right while this process is the file's one writer.
-        let lock = match options.get_filename() {
-            path if path.as_os_str().is_empty() || path == std::path::Path::new(":memory:") => None,
-            path => Some(lock_file(path)?),
+        let path = options.get_filename();
+        let in_memory = path.as_os_str().is_empty() || path == std::path::Path::new(":memory:");
+        let lock = match in_memory {
+            true => None,
+            false => Some(lock_file(path)?),
         };
         sqlx::migrate!("../../migrations/sqlite")
             .run(&writer)
@@ -84,6 +97,7 @@ impl SqliteStore {
             .acquire_timeout(pool.acquire_timeout)
             .connect_with(
                 options
+                    .clone()
                     .read_only(true)
                     .pragma("cache_size", READER_CACHE_KIB),
             )
@@ -99,12 +113,17 @@ impl SqliteStore {
             writer: writer.clone(),
             sessions: Arc::clone(&sessions),
         });
+        let checkpoints = match in_memory {
+            true => None,
+            false => Some(start_checkpoints(options.connect().await?)),
+        };
         Ok(SqliteStore {
             writer,
             readers,
             sessions,
             new_expenses,
             _lock: lock,
+            _checkpoints: checkpoints,
         })
     }
 
@@ -123,6 +142,47 @@ impl SqliteStore {
     async fn begin_write(&self) -> Result<Transaction<'static, sqlx::Sqlite>, StoreError> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
+}
+
+/// Copies committed pages from the WAL back into the database file on a
+/// connection of its own, whenever another connection has committed since
+/// the last time: a large commit (an import) then does not wait for its
+/// pages to be copied and synced, and the other core does the copying. A
+/// failed checkpoint is logged and tried again; the data stays in the WAL
+/// meanwhile, as safe as after any commit. Ends when `stop`'s sender is dropped.
+fn start_checkpoints(mut conn: SqliteConnection) -> tokio::sync::oneshot::Sender<()> {
+    let (stop_tx, mut stop) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut seen = None;
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = every.tick() => {}
+            }
+            let version: Result<i64, _> = sqlx::query_scalar("PRAGMA data_version")
+                .fetch_one(&mut conn)
+                .await;
+            let version = match version {
+                Ok(v) if seen == Some(v) => continue,
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the database's version");
+                    continue;
+                }
+            };
+            match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&mut conn)
+                .await
+            {
+                Ok(_) => seen = Some(version),
+                Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+            }
+        }
+        let _ = sqlx::Connection::close(conn).await;
+    });
+    stop_tx
 }
 
 /// Locks the database file for this process, or says who holds it.
@@ -1040,5 +1100,46 @@ impl Store for SqliteStore {
         .bind(to)
         .fetch_all(&self.readers)
         .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A commit well under the writer's backstop reaches the database file
+    /// anyway, copied there by the checkpoints off the writer.
+    #[tokio::test]
+    async fn commits_are_checkpointed_off_the_writer() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("finance.db");
+        let pool = PoolSettings {
+            max_connections: 2,
+            acquire_timeout: std::time::Duration::from_secs(5),
+        };
+        let store = SqliteStore::connect(&format!("sqlite:{}", path.display()), &pool)
+            .await
+            .expect("store");
+        let file_len = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        tokio::time::sleep(CHECKPOINT_EVERY * 3).await;
+        let before = file_len();
+        let mut query = QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO users (id, email, password_hash, created_at) ",
+        );
+        query.push_values(0..2000, |mut row, i| {
+            row.push_bind(Uuid::now_v7())
+                .push_bind(format!("user-{i}@example.com"))
+                .push_bind("x".repeat(100))
+                .push_bind(0_i64);
+        });
+        query.build().execute(&store.writer).await.expect("insert");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while file_len() <= before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the database file stayed at {before} bytes: nothing was checkpointed"
+            );
+            tokio::time::sleep(CHECKPOINT_EVERY).await;
+        }
     }
 }
