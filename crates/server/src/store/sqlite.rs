@@ -300,78 +300,144 @@ impl BatchWriter for ExpenseWriter {
     }
 }
 
-/// Inserts a batch of imported transactions in one statement, skipping those
-/// already imported, deleted after an import, or exported from an expense the
-/// user still has, and, with `legacy`, those an older server imported under
-/// their old ids; returns the ids of the rows written.
-async fn insert_imported(
-    conn: &mut SqliteConnection,
-    user_id: Uuid,
-    rows: &[(Expense, &BankTransaction)],
+/// What an import's rows are checked against besides their ids, beyond
+/// what every user needs: each check is an index lookup per row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ImportChecks {
+    /// The user has deleted imported expenses of this source.
+    deleted: bool,
+    /// The user has ids from [`LEGACY_FINGERPRINTS`] under this source,
+    /// imported or deleted, and the import has old ids to look for.
     legacy: bool,
-) -> Result<HashSet<Uuid>, sqlx::Error> {
-    let mut query = QueryBuilder::<sqlx::Sqlite>::new(
-        "INSERT INTO expenses (id, user_id, category, category_key, description, description_key, \
-         amount_minor, spent_on, created_at, source, external_id) \
-         SELECT v.column1, ",
-    );
-    query.push_bind(user_id).push(
-        ", v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8, \
-         v.column9, v.column10 FROM (",
-    );
-    query.push_values(rows, |mut row, (e, t)| {
-        bind_expense(&mut row, e)
-            .push_bind(&t.external_id)
-            .push_bind(t.origin);
-        if legacy {
-            row.push_bind(&t.legacy_id);
-        }
-    });
-    query
-        .push(") AS v WHERE NOT EXISTS (SELECT 1 FROM deleted_imports d WHERE d.user_id = ")
-        .push_bind(user_id)
-        .push(
-            " AND d.source = v.column9 AND d.external_id = v.column10) \
-             AND NOT EXISTS (SELECT 1 FROM expenses o WHERE o.user_id = ",
-        )
-        .push_bind(user_id)
-        .push(" AND o.id = v.column11)");
-    if legacy {
-        query
-            .push(" AND NOT EXISTS (SELECT 1 FROM expenses l WHERE l.user_id = ")
-            .push_bind(user_id)
-            .push(
-                " AND l.source = v.column9 AND l.external_id = v.column12) \
-                 AND NOT EXISTS (SELECT 1 FROM deleted_imports dl WHERE dl.user_id = ",
-            )
-            .push_bind(user_id)
-            .push(" AND dl.source = v.column9 AND dl.external_id = v.column12)");
-    }
-    query.push(" ON CONFLICT (user_id, source, external_id) DO NOTHING RETURNING id");
-    let ids: Vec<Uuid> = query.build_query_scalar().fetch_all(&mut *conn).await?;
-    Ok(ids.into_iter().collect())
 }
 
-/// Whether the user has ids from [`LEGACY_FINGERPRINTS`] under `source`,
-/// imported or deleted: a look at either index's edge, not a scan.
-async fn has_legacy_ids(
-    conn: &mut SqliteConnection,
+/// What `source`'s import for the user has to check (a look at the edges of
+/// two indexes, not a scan).
+async fn import_checks<'c>(
+    conn: impl sqlx::SqliteExecutor<'c>,
     user_id: Uuid,
-    source: &str,
-) -> Result<bool, sqlx::Error> {
+    request: &ImportRequest<'_>,
+) -> Result<ImportChecks, sqlx::Error> {
     let (from, to) = LEGACY_FINGERPRINTS;
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM expenses WHERE user_id = ?1 AND source = ?2 \
+    let (deleted, legacy): (bool, bool) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM deleted_imports WHERE user_id = ?1 AND source = ?2), \
+         EXISTS (SELECT 1 FROM expenses WHERE user_id = ?1 AND source = ?2 \
          AND external_id >= ?3 AND external_id < ?4) \
          OR EXISTS (SELECT 1 FROM deleted_imports WHERE user_id = ?1 AND source = ?2 \
          AND external_id >= ?3 AND external_id < ?4)",
     )
     .bind(user_id)
-    .bind(source)
+    .bind(request.source)
     .bind(from)
     .bind(to)
-    .fetch_one(&mut *conn)
-    .await
+    .fetch_one(conn)
+    .await?;
+    Ok(ImportChecks {
+        deleted,
+        legacy: legacy && request.looks_for_legacy_ids(),
+    })
+}
+
+/// The statement that inserts a batch of imported transactions, skipping
+/// those already imported, deleted after an import, exported from an
+/// expense the user still has, or imported by an older server under their
+/// old ids. The values every row shares are bound once.
+fn insert_imported(
+    user_id: Uuid,
+    rows: &[(Expense, &BankTransaction)],
+    checks: ImportChecks,
+) -> QueryBuilder<sqlx::Sqlite> {
+    let origins = rows.iter().any(|(_, t)| t.origin.is_some());
+    let (source, created_at) = rows
+        .first()
+        .map(|(e, _)| (e.source.clone(), e.created_at.timestamp_micros()))
+        .unwrap_or_default();
+    let mut query = QueryBuilder::<sqlx::Sqlite>::new(
+        "INSERT INTO expenses (id, user_id, category, category_key, description, description_key, \
+         amount_minor, spent_on, created_at, source, external_id) \
+         SELECT v.column1, ",
+    );
+    query
+        .push_bind(user_id)
+        .push(", v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, ");
+    query
+        .push_bind(created_at)
+        .push(", ")
+        .push_bind(source.clone())
+        .push(", v.column8 FROM (");
+    query.push_values(rows, |mut row, (e, t)| {
+        row.push_bind(e.id)
+            .push_bind(&e.category)
+            .push_bind(finance_shared::validate::category_key(&e.category))
+            .push_bind(&e.description)
+            .push_bind(e.description.as_deref().map(super::search_key))
+            .push_bind(e.amount.minor())
+            .push_bind(e.spent_on)
+            .push_bind(&t.external_id);
+        if origins {
+            row.push_bind(t.origin);
+        }
+        if checks.legacy {
+            row.push_bind(&t.legacy_id);
+        }
+    });
+    query.push(") AS v WHERE true");
+    if checks.deleted {
+        query
+            .push(" AND NOT EXISTS (SELECT 1 FROM deleted_imports d WHERE d.user_id = ")
+            .push_bind(user_id)
+            .push(" AND d.source = ")
+            .push_bind(source.clone())
+            .push(" AND d.external_id = v.column8)");
+    }
+    if origins {
+        query
+            .push(" AND NOT EXISTS (SELECT 1 FROM expenses o WHERE o.user_id = ")
+            .push_bind(user_id)
+            .push(" AND o.id = v.column9)");
+    }
+    if checks.legacy {
+        let old = if origins { "v.column10" } else { "v.column9" };
+        for table in ["expenses", "deleted_imports"] {
+            query
+                .push(format!(
+                    " AND NOT EXISTS (SELECT 1 FROM {table} l WHERE l.user_id = "
+                ))
+                .push_bind(user_id)
+                .push(" AND l.source = ")
+                .push_bind(source.clone())
+                .push(format!(" AND l.external_id = {old})"));
+        }
+    }
+    query.push(" ON CONFLICT (user_id, source, external_id) DO NOTHING");
+    query
+}
+
+/// Runs a batch's [`insert_imported`] and says which of its rows it wrote.
+/// Not with `RETURNING id`: those rows come back from the connection's
+/// thread one message (and one wake-up) apiece. A batch is usually written
+/// whole or not at all, which the count of changes says.
+async fn write_imported(
+    conn: &mut SqliteConnection,
+    mut insert: QueryBuilder<sqlx::Sqlite>,
+    rows: &[(Expense, &BankTransaction)],
+) -> Result<HashSet<Uuid>, sqlx::Error> {
+    let written = insert.build().execute(&mut *conn).await?.rows_affected();
+    if written == rows.len() as u64 {
+        return Ok(rows.iter().map(|(e, _)| e.id).collect());
+    }
+    if written == 0 {
+        return Ok(HashSet::new());
+    }
+    // The batch's ids are new: those there now are the ones it wrote.
+    let mut query = QueryBuilder::<sqlx::Sqlite>::new("SELECT id FROM expenses WHERE id IN (");
+    let mut ids = query.separated(", ");
+    for (e, _) in rows {
+        ids.push_bind(e.id);
+    }
+    query.push(")");
+    let ids: Vec<Uuid> = query.build_query_scalar().fetch_all(&mut *conn).await?;
+    Ok(ids.into_iter().collect())
 }
 
 /// One of the user's expenses, read inside a write transaction.
@@ -786,12 +852,26 @@ impl Store for SqliteStore {
         request: ImportRequest<'_>,
     ) -> Result<ImportOutcome, StoreError> {
         self.write(user_id, async {
+            // The statements are built before the write lock is taken, for
+            // the checks a read says the user needs; should a write have
+            // changed that meanwhile, they are built again under the lock.
+            let build = |checks: ImportChecks| {
+                let mut batches = ImportBatches::new(&request);
+                let mut statements = Vec::new();
+                while let Some(rows) = batches.next_batch() {
+                    statements.push((insert_imported(user_id, &rows, checks), rows));
+                }
+                (batches, statements)
+            };
+            let checks = import_checks(&self.readers, user_id, &request).await?;
+            let (mut batches, mut statements) = build(checks);
             let mut tx = self.begin_write().await?;
-            let legacy = request.looks_for_legacy_ids()
-                && has_legacy_ids(&mut tx, user_id, request.source).await?;
-            let mut batches = ImportBatches::new(&request);
-            while let Some(rows) = batches.next_batch() {
-                let written = insert_imported(&mut tx, user_id, &rows, legacy).await?;
+            let now = import_checks(&mut *tx, user_id, &request).await?;
+            if now != checks {
+                (batches, statements) = build(now);
+            }
+            for (insert, rows) in statements {
+                let written = write_imported(&mut tx, insert, &rows).await?;
                 batches.keep(rows, &written);
             }
             let ImportOutcome { imported, skipped } = batches.finish();
