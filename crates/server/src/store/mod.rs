@@ -200,6 +200,20 @@ impl ImportRequest<'_> {
     }
 }
 
+/// The old ids of a batch's transactions, when the user has any to match.
+pub(crate) fn legacy_ids<'a>(
+    rows: &'a [(Expense, &BankTransaction)],
+    legacy: bool,
+) -> Vec<&'a str> {
+    match legacy {
+        true => rows
+            .iter()
+            .filter_map(|(_, t)| t.legacy_id.as_deref())
+            .collect(),
+        false => Vec::new(),
+    }
+}
+
 /// What an import wrote.
 #[derive(Clone, Debug)]
 pub struct ImportOutcome {

@@ -222,13 +222,7 @@ async fn insert_imported(
         .push(" AND source = ")
         .push_bind(source)
         .push(" AND external_id IN (");
-    let legacy_ids: Vec<&str> = match legacy {
-        true => rows
-            .iter()
-            .filter_map(|(_, t)| t.legacy_id.as_deref())
-            .collect(),
-        false => Vec::new(),
-    };
+    let legacy_ids = super::legacy_ids(rows, legacy);
     let mut list = query.separated(", ");
     for id in rows
         .iter()

@@ -299,13 +299,7 @@ async fn insert_imported(
             .collect()
     };
     // Old ids are looked up the same way, by key.
-    let legacy_ids: Vec<&str> = match legacy {
-        true => rows
-            .iter()
-            .filter_map(|(_, t)| t.legacy_id.as_deref())
-            .collect(),
-        false => Vec::new(),
-    };
+    let legacy_ids = super::legacy_ids(rows, legacy);
     let known: HashSet<String> = if legacy_ids.is_empty() {
         HashSet::new()
     } else {

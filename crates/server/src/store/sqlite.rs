@@ -238,6 +238,17 @@ fn bind_expense<'r, 'qb>(
     row: &'r mut Separated<'qb, sqlx::Sqlite, &'static str>,
     e: &Expense,
 ) -> &'r mut Separated<'qb, sqlx::Sqlite, &'static str> {
+    bind_expense_fields(row, e)
+        .push_bind(e.created_at.timestamp_micros())
+        .push_bind(&e.source)
+}
+
+/// Binds an expense's columns from `id` to `spent_on`: those an import does
+/// not share among its rows.
+fn bind_expense_fields<'r, 'qb>(
+    row: &'r mut Separated<'qb, sqlx::Sqlite, &'static str>,
+    e: &Expense,
+) -> &'r mut Separated<'qb, sqlx::Sqlite, &'static str> {
     row.push_bind(e.id)
         .push_bind(&e.category)
         .push_bind(finance_shared::validate::category_key(&e.category))
@@ -245,8 +256,6 @@ fn bind_expense<'r, 'qb>(
         .push_bind(e.description.as_deref().map(super::search_key))
         .push_bind(e.amount.minor())
         .push_bind(e.spent_on)
-        .push_bind(e.created_at.timestamp_micros())
-        .push_bind(&e.source)
 }
 
 /// Inserts new expenses, of any users, in one statement.
@@ -366,14 +375,7 @@ fn insert_imported(
         .push_bind(source.clone())
         .push(", v.column8 FROM (");
     query.push_values(rows, |mut row, (e, t)| {
-        row.push_bind(e.id)
-            .push_bind(&e.category)
-            .push_bind(finance_shared::validate::category_key(&e.category))
-            .push_bind(&e.description)
-            .push_bind(e.description.as_deref().map(super::search_key))
-            .push_bind(e.amount.minor())
-            .push_bind(e.spent_on)
-            .push_bind(&t.external_id);
+        bind_expense_fields(&mut row, e).push_bind(&t.external_id);
         if origins {
             row.push_bind(t.origin);
         }
