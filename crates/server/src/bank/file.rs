@@ -116,8 +116,8 @@ pub struct FileTotals {
 /// the file has one, otherwise a fingerprint of (date, amount, description)
 /// with its occurrence in the file (its date first, see [`FINGERPRINT`]), so
 /// two identical coffees on one day stay two expenses and a second import of
-/// the file adds neither. Money-in and
-/// zero transactions are not expenses: they are counted in the totals only.
+/// the file adds neither. Money-in and zero transactions are not expenses:
+/// they are counted in the totals only.
 pub fn to_bank_transactions(
     parsed: &mut ParsedFile,
     id_prefix: &str,

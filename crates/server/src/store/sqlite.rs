@@ -232,8 +232,8 @@ fn credentials_from_row(row: &SqliteRow) -> Result<UserCredentials, sqlx::Error>
     })
 }
 
-/// Binds an expense's columns from `id` to `source`, in the order every
-/// insert of expenses here lists them.
+/// Binds an expense's columns from `id` to `source`, in the order the insert
+/// of new expenses lists them.
 fn bind_expense<'r, 'qb>(
     row: &'r mut Separated<'qb, sqlx::Sqlite, &'static str>,
     e: &Expense,
