@@ -187,6 +187,41 @@ async fn a_stalled_database_cannot_hold_a_request_past_its_deadline() {
     }
 }
 
+/// PostgreSQL ends every connection of the server (a restart, a failover, an
+/// administrator): the next requests are answered as if nothing happened,
+/// token checks included, which run on a connection of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_ended_by_postgres_are_replaced_without_a_failed_request() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let spec = Spec::fresh(Backend::Postgres, &dir).await;
+    let app = start(&spec).await;
+    let token = app.new_user().await;
+    app.add(&token, "Food", json!(5), "2026-11-01").await;
+    assert_eq!(app.summary(&token, "").await.body["total"], "5.00");
+
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&spec.database_url)
+        .await
+        .expect("admin connection");
+    let ended: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()) AS ended",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .expect("terminate the server's connections");
+    assert!(
+        ended >= 2,
+        "the pool's and the token checks' connections: {ended}"
+    );
+
+    for path in ["/api/auth/me", "/api/expenses/summary", "/api/expenses"] {
+        let reply = app.request(Method::GET, path, Some(&token), None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}: {:?}", reply.body);
+    }
+    app.add(&token, "Food", json!(7), "2026-11-02").await;
+    assert_eq!(app.summary(&token, "").await.body["total"], "12.00");
+}
+
 /// `finance-server` as a process on a SQLite file in `dir`.
 struct Process {
     child: tokio::process::Child,

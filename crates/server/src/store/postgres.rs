@@ -1,14 +1,15 @@
 //! PostgreSQL: for deployments with several server instances.
 
 use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use finance_shared::{CategoryInfo, Expense, Money, Summary, User};
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::query_builder::Separated;
-use sqlx::{Executor, QueryBuilder, Row};
+use sqlx::{Connection, Executor, QueryBuilder, Row};
 use uuid::Uuid;
 
 use crate::bank::{BankTransaction, LEGACY_FINGERPRINTS};
@@ -54,6 +55,7 @@ impl PgStore {
                     .connect_lazy(read_url)
             })
             .transpose()?;
+        let session_timeout = pool.acquire_timeout;
         let pool = PgPoolOptions::new()
             .max_connections(pool.max_connections.max(1))
             .acquire_timeout(pool.acquire_timeout)
@@ -64,7 +66,11 @@ impl PgStore {
             .await?;
         let new_expenses = GroupCommit::start(ExpenseWriter { pool: pool.clone() });
         let sessions = SessionBatches::start(
-            SessionReader { pool: pool.clone() },
+            SessionReader {
+                options: PgConnectOptions::from_str(url)?,
+                timeout: session_timeout,
+                conn: tokio::sync::Mutex::new(None),
+            },
             SESSION_QUERIES_IN_FLIGHT,
         );
         Ok(PgStore {
@@ -110,8 +116,18 @@ impl PgStore {
 /// Both are plain index lookups. The one-token query, the usual batch, has
 /// scalar arguments, so PostgreSQL plans it once per connection and reuses
 /// the plan: planning a query costs several times what running these does.
+///
+/// The queries run on a connection of the reader's own, one at a time (see
+/// [`SESSION_QUERIES_IN_FLIGHT`]), not on the pool's: the pool pings a
+/// connection before handing it out and again when it comes back, two round
+/// trips on top of each query, and these queries are most of what the
+/// database is asked under load. A connection that fails is dropped and the
+/// lookup, which only reads, is made once more on a new one.
 struct SessionReader {
-    pool: PgPool,
+    options: PgConnectOptions,
+    /// How long one attempt may take, connecting included.
+    timeout: std::time::Duration,
+    conn: tokio::sync::Mutex<Option<PgConnection>>,
 }
 
 /// A row of the several-token query: a user's (id, token generation, data
@@ -120,60 +136,95 @@ type UserOrRevoked = (Option<Uuid>, Option<i64>, Option<i64>, Option<Uuid>);
 
 impl SessionLookup for SessionReader {
     async fn lookup(&self, keys: &[SessionKey]) -> Result<Vec<Option<SessionState>>, StoreError> {
-        if let [(user_id, jti)] = keys {
-            let row: Option<(i64, i64, bool)> = sqlx::query_as(
-                "SELECT token_generation, data_version, \
-                 EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $2) \
-                 FROM users WHERE id = $1",
-            )
-            .bind(user_id)
-            .bind(jti)
-            .fetch_optional(&self.pool)
-            .await?;
-            return Ok(vec![row.map(
-                |(token_generation, data_version, revoked)| SessionState {
-                    token_generation,
-                    revoked,
-                    data_version,
-                },
-            )]);
-        }
-        let (users, jtis): (Vec<Uuid>, Vec<Uuid>) = keys.iter().copied().unzip();
-        // The users' rows, then the revoked ones among the tokens.
-        let rows: Vec<UserOrRevoked> = sqlx::query_as(
-            "SELECT id, token_generation, data_version, NULL::uuid FROM users WHERE id = ANY($1) \
-             UNION ALL SELECT NULL, NULL, NULL, jti FROM revoked_tokens WHERE jti = ANY($2)",
-        )
-        .bind(&users)
-        .bind(&jtis)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut found = HashMap::new();
-        let mut revoked = HashSet::new();
-        for row in rows {
-            match row {
-                (Some(id), Some(token_generation), Some(data_version), _) => {
-                    found.insert(id, (token_generation, data_version));
+        let mut held = self.conn.lock().await;
+        loop {
+            let reused = held.is_some();
+            let attempt = tokio::time::timeout(self.timeout, async {
+                let conn = match &mut *held {
+                    Some(conn) => conn,
+                    None => held.insert(PgConnection::connect_with(&self.options).await?),
+                };
+                session_states(conn, keys).await
+            })
+            .await;
+            match attempt {
+                Ok(Ok(states)) => return Ok(states),
+                // A connection that has been closed on either side fails at
+                // once: the lookup is made again on a new one.
+                Ok(Err(_)) if reused => *held = None,
+                Ok(Err(e)) => {
+                    *held = None;
+                    return Err(e);
                 }
-                (_, _, _, Some(jti)) => {
-                    revoked.insert(jti);
+                // A stalled database: no second wait, and the connection is
+                // left in the middle of a query, so it goes.
+                Err(_) => {
+                    *held = None;
+                    return Err(StoreError::Unavailable(sqlx::Error::PoolTimedOut));
                 }
-                _ => {}
             }
         }
-        Ok(keys
-            .iter()
-            .map(|(user_id, jti)| {
-                found
-                    .get(user_id)
-                    .map(|&(token_generation, data_version)| SessionState {
-                        token_generation,
-                        revoked: revoked.contains(jti),
-                        data_version,
-                    })
-            })
-            .collect())
     }
+}
+
+/// The state of each token of `keys`, in their order (see [`SessionReader`]).
+async fn session_states(
+    conn: &mut PgConnection,
+    keys: &[SessionKey],
+) -> Result<Vec<Option<SessionState>>, StoreError> {
+    if let [(user_id, jti)] = keys {
+        let row: Option<(i64, i64, bool)> = sqlx::query_as(
+            "SELECT token_generation, data_version, \
+                 EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $2) \
+                 FROM users WHERE id = $1",
+        )
+        .bind(user_id)
+        .bind(jti)
+        .fetch_optional(&mut *conn)
+        .await?;
+        return Ok(vec![row.map(
+            |(token_generation, data_version, revoked)| SessionState {
+                token_generation,
+                revoked,
+                data_version,
+            },
+        )]);
+    }
+    let (users, jtis): (Vec<Uuid>, Vec<Uuid>) = keys.iter().copied().unzip();
+    // The users' rows, then the revoked ones among the tokens.
+    let rows: Vec<UserOrRevoked> = sqlx::query_as(
+        "SELECT id, token_generation, data_version, NULL::uuid FROM users WHERE id = ANY($1) \
+             UNION ALL SELECT NULL, NULL, NULL, jti FROM revoked_tokens WHERE jti = ANY($2)",
+    )
+    .bind(&users)
+    .bind(&jtis)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut found = HashMap::new();
+    let mut revoked = HashSet::new();
+    for row in rows {
+        match row {
+            (Some(id), Some(token_generation), Some(data_version), _) => {
+                found.insert(id, (token_generation, data_version));
+            }
+            (_, _, _, Some(jti)) => {
+                revoked.insert(jti);
+            }
+            _ => {}
+        }
+    }
+    Ok(keys
+        .iter()
+        .map(|(user_id, jti)| {
+            found
+                .get(user_id)
+                .map(|&(token_generation, data_version)| SessionState {
+                    token_generation,
+                    revoked: revoked.contains(jti),
+                    data_version,
+                })
+        })
+        .collect())
 }
 
 /// A replica connection that has caught up with `seen_version` for the user.
