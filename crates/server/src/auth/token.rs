@@ -34,6 +34,22 @@ pub const ISSUER: &str = "finance-server";
 /// Who accepts them.
 pub const AUDIENCE: &str = "finance-api";
 
+/// What a valid token grants: the claims a request needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub sub: Uuid,
+    pub jti: Uuid,
+    pub exp: i64,
+    pub generation: i64,
+}
+
+/// Seconds a token is still accepted past its expiry (clock skew).
+const LEEWAY_SECS: i64 = 5;
+/// Verified tokens remembered at most.
+const VERIFIED_CAPACITY: u64 = 10_000;
+/// A verified token unused this long is forgotten (checked again if it comes back).
+const VERIFIED_IDLE: Duration = Duration::from_secs(600);
+
 /// Why a token was refused.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid token: {0}")]
@@ -49,6 +65,12 @@ struct Keys {
     decoding: DecodingKey,
     validation: Validation,
     lifetime: Duration,
+    /// Tokens that passed the check, by their text. A token comes with every
+    /// request, and checking it again (two base64 decodings, two JSON parses
+    /// and an HMAC) costs more than the rest of serving a cached summary. Only
+    /// the exact text that passed finds its entry, and the expiry is compared
+    /// with the clock on every use.
+    verified: moka::sync::Cache<Box<str>, Verified>,
 }
 
 impl Tokens {
@@ -60,12 +82,16 @@ impl Tokens {
         validation.set_required_spec_claims(&["exp", "sub", "iat", "iss", "aud"]);
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS.unsigned_abs();
         Tokens(std::sync::Arc::new(Keys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
             lifetime,
+            verified: moka::sync::Cache::builder()
+                .max_capacity(VERIFIED_CAPACITY)
+                .time_to_idle(VERIFIED_IDLE)
+                .build(),
         }))
     }
 
@@ -94,8 +120,32 @@ impl Tokens {
     }
 
     /// The claims of a valid, unexpired token signed with our secret.
-    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        Ok(jsonwebtoken::decode::<Claims>(token, &self.0.decoding, &self.0.validation)?.claims)
+    pub fn verify(&self, token: &str) -> Result<Verified, TokenError> {
+        self.verify_at(token, Utc::now().timestamp())
+    }
+
+    /// [`Tokens::verify`] with the clock at `now` for a token checked before
+    /// (a new token is checked against the system clock).
+    fn verify_at(&self, token: &str, now: i64) -> Result<Verified, TokenError> {
+        if let Some(known) = self.0.verified.get(token) {
+            if known.exp < now - LEEWAY_SECS {
+                self.0.verified.invalidate(token);
+                return Err(TokenError(
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature.into(),
+                ));
+            }
+            return Ok(known);
+        }
+        let claims =
+            jsonwebtoken::decode::<Claims>(token, &self.0.decoding, &self.0.validation)?.claims;
+        let verified = Verified {
+            sub: claims.sub,
+            jti: claims.jti,
+            exp: claims.exp,
+            generation: claims.generation,
+        };
+        self.0.verified.insert(token.into(), verified);
+        Ok(verified)
     }
 }
 
@@ -115,6 +165,32 @@ mod tests {
         let tokens = Tokens::new(SECRET, Duration::from_secs(60));
         let id = Uuid::now_v7();
         assert_eq!(tokens.verify(&tokens.issue(id, 0)?)?.sub, id);
+        Ok(())
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_only_its_exact_text_is_remembered()
+    -> Result<(), TokenError> {
+        let tokens = Tokens::new(SECRET, Duration::from_secs(60));
+        let token = tokens.issue(Uuid::now_v7(), 3)?;
+        let first = tokens.verify(&token)?;
+        assert_eq!(tokens.verify(&token)?, first);
+        assert_eq!(first.generation, 3);
+
+        let mut tampered = token.clone();
+        tampered.pop();
+        tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
+        assert!(tokens.verify(&tampered).is_err());
+        assert!(tokens.verify(&format!("{token} ")).is_err());
+
+        let now = Utc::now().timestamp();
+        assert!(tokens.verify_at(&token, now + 60 + LEEWAY_SECS - 1).is_ok());
+        assert!(
+            tokens
+                .verify_at(&token, now + 60 + LEEWAY_SECS + 2)
+                .is_err(),
+            "refused once expired, though checked before"
+        );
         Ok(())
     }
 
