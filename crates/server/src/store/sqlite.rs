@@ -1195,11 +1195,14 @@ mod tests {
     use super::*;
     use sqlx::Connection;
 
-    fn test_pool() -> PoolSettings {
-        PoolSettings {
+    async fn open(path: &std::path::Path) -> SqliteStore {
+        let pool = PoolSettings {
             max_connections: 2,
             acquire_timeout: std::time::Duration::from_secs(5),
-        }
+        };
+        SqliteStore::connect(&format!("sqlite:{}", path.display()), &pool)
+            .await
+            .expect("store")
     }
 
     async fn page_size(store: &SqliteStore) -> i64 {
@@ -1214,10 +1217,7 @@ mod tests {
     #[tokio::test]
     async fn new_files_get_the_page_size_and_old_files_keep_theirs() {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let fresh = dir.path().join("fresh.db");
-        let store = SqliteStore::connect(&format!("sqlite:{}", fresh.display()), &test_pool())
-            .await
-            .expect("store");
+        let store = open(&dir.path().join("fresh.db")).await;
         assert_eq!(page_size(&store).await, i64::from(PAGE_SIZE));
 
         let old = dir.path().join("old.db");
@@ -1239,9 +1239,7 @@ mod tests {
                 .expect("row");
             conn.close().await.expect("close");
         }
-        let store = SqliteStore::connect(&url, &test_pool())
-            .await
-            .expect("store");
+        let store = open(&old).await;
         assert_eq!(page_size(&store).await, 4096);
         let kept: String = sqlx::query_scalar("SELECT v FROM kept")
             .fetch_one(&store.readers)
@@ -1256,9 +1254,7 @@ mod tests {
     async fn commits_are_checkpointed_off_the_writer() {
         let dir = tempfile::tempdir().expect("temporary directory");
         let path = dir.path().join("finance.db");
-        let store = SqliteStore::connect(&format!("sqlite:{}", path.display()), &test_pool())
-            .await
-            .expect("store");
+        let store = open(&path).await;
         let file_len = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         tokio::time::sleep(CHECKPOINT_EVERY * 3).await;
         let before = file_len();
