@@ -55,24 +55,22 @@ impl PgStore {
                     .connect_lazy(read_url)
             })
             .transpose()?;
-        let session_timeout = pool.acquire_timeout;
+        let options = PgConnectOptions::from_str(url)?;
+        let sessions = SessionReader {
+            options: options.clone(),
+            timeout: pool.acquire_timeout,
+            conn: tokio::sync::Mutex::new(None),
+        };
         let pool = PgPoolOptions::new()
             .max_connections(pool.max_connections.max(1))
             .acquire_timeout(pool.acquire_timeout)
-            .connect(url)
+            .connect_with(options)
             .await?;
         sqlx::migrate!("../../migrations/postgres")
             .run(&pool)
             .await?;
         let new_expenses = GroupCommit::start(ExpenseWriter { pool: pool.clone() });
-        let sessions = SessionBatches::start(
-            SessionReader {
-                options: PgConnectOptions::from_str(url)?,
-                timeout: session_timeout,
-                conn: tokio::sync::Mutex::new(None),
-            },
-            SESSION_QUERIES_IN_FLIGHT,
-        );
+        let sessions = SessionBatches::start(sessions, SESSION_QUERIES_IN_FLIGHT);
         Ok(PgStore {
             pool,
             replica,
@@ -160,7 +158,9 @@ impl SessionLookup for SessionReader {
                 // left in the middle of a query, so it goes.
                 Err(_) => {
                     *held = None;
-                    return Err(StoreError::Unavailable(sqlx::Error::PoolTimedOut));
+                    return Err(StoreError::Unavailable(sqlx::Error::Io(
+                        std::io::ErrorKind::TimedOut.into(),
+                    )));
                 }
             }
         }
@@ -175,8 +175,8 @@ async fn session_states(
     if let [(user_id, jti)] = keys {
         let row: Option<(i64, i64, bool)> = sqlx::query_as(
             "SELECT token_generation, data_version, \
-                 EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $2) \
-                 FROM users WHERE id = $1",
+             EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $2) \
+             FROM users WHERE id = $1",
         )
         .bind(user_id)
         .bind(jti)
@@ -194,7 +194,7 @@ async fn session_states(
     // The users' rows, then the revoked ones among the tokens.
     let rows: Vec<UserOrRevoked> = sqlx::query_as(
         "SELECT id, token_generation, data_version, NULL::uuid FROM users WHERE id = ANY($1) \
-             UNION ALL SELECT NULL, NULL, NULL, jti FROM revoked_tokens WHERE jti = ANY($2)",
+         UNION ALL SELECT NULL, NULL, NULL, jti FROM revoked_tokens WHERE jti = ANY($2)",
     )
     .bind(&users)
     .bind(&jtis)
