@@ -209,6 +209,8 @@ async fn an_idempotency_key_replays_the_queued_job(backend: Backend) {
     assert_eq!(retry.status, StatusCode::ACCEPTED);
     assert_eq!(retry.body["job_id"], first.body["job_id"]);
     assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+    // A client that follows Location gets there on a retry too.
+    assert_eq!(status_url(&retry), url);
     let other_body = send("nightly-sync", json!({"count": 51, "seed": 9})).await;
     other_body.assert_error(422, "validation_failed");
     // The same key on the synchronous route is another request.

@@ -179,11 +179,19 @@ pub struct ListQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
     /// First day, inclusive.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::validate::optional_date"
+    )]
     #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = Date))]
     pub from: Option<NaiveDate>,
     /// Last day, inclusive.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::validate::optional_date"
+    )]
     #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = Date))]
     pub to: Option<NaiveDate>,
     /// Text found in the description or the category, case-insensitively.
@@ -197,11 +205,19 @@ pub struct ListQuery {
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct SummaryQuery {
     /// First day, inclusive.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::validate::optional_date"
+    )]
     #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = Date))]
     pub from: Option<NaiveDate>,
     /// Last day, inclusive.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::validate::optional_date"
+    )]
     #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = Date))]
     pub to: Option<NaiveDate>,
 }
@@ -337,7 +353,11 @@ pub struct TrendQuery {
     #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 36))]
     pub months: Option<u32>,
     /// Any day of the last month shown (default: today, UTC).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::validate::optional_date"
+    )]
     #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = Date))]
     pub end: Option<NaiveDate>,
 }
@@ -392,11 +412,19 @@ pub struct ExportQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<ExportFormat>,
     /// First day, inclusive.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::validate::optional_date"
+    )]
     #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = Date))]
     pub from: Option<NaiveDate>,
     /// Last day, inclusive.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::validate::optional_date"
+    )]
     #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = Date))]
     pub to: Option<NaiveDate>,
 }
@@ -438,8 +466,11 @@ pub struct FileImportResult {
     pub money_out: Money,
     /// Sum of the money-in transactions read.
     pub money_in: Money,
-    /// Lines that could not be read, in file order.
+    /// Lines that could not be read, in file order: the first 100.
     pub errors: Vec<LineError>,
+    /// How many lines could not be read, all told.
+    #[serde(default)]
+    pub errors_total: u64,
     /// The expenses created (or that would be).
     pub expenses: Vec<Expense>,
 }
@@ -619,8 +650,11 @@ pub struct ImportJob {
     pub skipped: Option<u64>,
     /// Money-in and zero transactions: not expenses.
     pub ignored: u64,
-    /// Lines of the file that could not be read, in file order.
+    /// Lines of the file that could not be read, in file order: the first 100.
     pub errors: Vec<LineError>,
+    /// How many lines could not be read, all told.
+    #[serde(default)]
+    pub errors_total: u64,
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod error;
 pub mod money;
+pub mod spreadsheet;
 pub mod timefmt;
 pub mod validate;
 

@@ -3,6 +3,8 @@
 //! Each returns the normalised value or a reason phrased to follow the field's
 //! name ("email must look like name@example.com").
 
+use chrono::{Datelike, NaiveDate};
+
 use crate::money::Money;
 
 /// Longest accepted email address.
@@ -17,6 +19,36 @@ pub const CATEGORY_MAX_CHARS: usize = 64;
 pub const DESCRIPTION_MAX_CHARS: usize = 500;
 /// Largest amount of one expense: 1,000,000,000.00.
 pub const AMOUNT_MAX: Money = Money::from_minor(100_000_000_000);
+
+/// Earliest year of a date the API accepts.
+pub const YEAR_MIN: i32 = 1900;
+/// Latest year of a date the API accepts.
+pub const YEAR_MAX: i32 = 2999;
+
+/// A date within years 1900 to 2999: the one range every store, index and
+/// summary agrees on (SQLite compares dates as text, MariaDB's DATE ends at
+/// 9999, PostgreSQL's begins at 4713 BC).
+pub fn date(day: NaiveDate) -> Result<NaiveDate, &'static str> {
+    if (YEAR_MIN..=YEAR_MAX).contains(&day.year()) {
+        Ok(day)
+    } else {
+        Err("must be a date between 1900-01-01 and 2999-12-31")
+    }
+}
+
+/// Reads an optional date of a query string, refusing one outside
+/// [`date`]'s range (for `#[serde(deserialize_with)]`).
+pub fn optional_date<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<NaiveDate>, D::Error> {
+    let day: Option<NaiveDate> = serde::Deserialize::deserialize(deserializer)?;
+    day.map(|d| {
+        date(d).map_err(|_| {
+            serde::de::Error::custom("dates must lie between 1900-01-01 and 2999-12-31")
+        })
+    })
+    .transpose()
+}
 
 /// Trims and lower-cases an email, then checks it looks like an address.
 pub fn email(raw: &str) -> Result<String, &'static str> {
@@ -131,6 +163,18 @@ mod tests {
         assert!(category(&"ü".repeat(64)).is_ok());
         assert!(category("a\u{0}b").is_err());
         assert_eq!(category_key(" FöÖd "), "fööd");
+    }
+
+    #[test]
+    fn dates_stay_within_years_1900_to_2999() {
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).expect("valid date");
+        assert!(date(day(1900, 1, 1)).is_ok());
+        assert!(date(day(2999, 12, 31)).is_ok());
+        assert!(date(day(1899, 12, 31)).is_err());
+        assert!(date(day(3000, 1, 1)).is_err());
+        assert!(date(day(0, 1, 1)).is_err());
+        assert!(date(day(-1, 1, 1)).is_err());
+        assert!(date(day(10000, 1, 1)).is_err());
     }
 
     #[test]

@@ -625,7 +625,7 @@ impl App {
                 if let Some(first) = job.errors.first() {
                     text.push_str(&format!(
                         "; {} bad lines (line {}: {})",
-                        job.errors.len(),
+                        job.errors_total.max(job.errors.len() as u64),
                         first.line,
                         first.message
                     ));
@@ -1052,6 +1052,7 @@ pub(crate) fn import_job(status: ImportJobStatus, done: u64) -> ImportJob {
             line: 4,
             message: "amount \"x\" must be a decimal number".into(),
         }],
+        errors_total: 1,
         error: None,
         attempts: 1,
         created_at: chrono::Utc::now(),

@@ -732,16 +732,21 @@ pub fn job_report(job: &ImportJob) -> String {
         job.skipped.unwrap_or(0),
         job.ignored,
     );
-    push_line_errors(&mut out, &job.errors);
+    push_line_errors(&mut out, &job.errors, job.errors_total);
     out
 }
 
-/// The lines of a file that could not be read, one a line.
-fn push_line_errors(out: &mut String, errors: &[LineError]) {
+/// The lines of a file that could not be read, one a line (the server
+/// sends the first ones and the count of all).
+fn push_line_errors(out: &mut String, errors: &[LineError], total: u64) {
     if !errors.is_empty() {
-        out.push_str(&format!("\n{} lines could not be read:", errors.len()));
+        let total = total.max(errors.len() as u64);
+        out.push_str(&format!("\n{total} lines could not be read:"));
         for e in errors {
             out.push_str(&format!("\n  line {}: {}", e.line, e.message));
+        }
+        if total > errors.len() as u64 {
+            out.push_str(&format!("\n  ... and {} more", total - errors.len() as u64));
         }
     }
 }
@@ -762,7 +767,7 @@ pub fn import_report(r: &FileImportResult) -> String {
         r.ignored,
         r.money_in,
     );
-    push_line_errors(&mut out, &r.errors);
+    push_line_errors(&mut out, &r.errors, r.errors_total);
     out
 }
 

@@ -4,6 +4,6 @@ mod limiter;
 mod password;
 mod token;
 
-pub use limiter::{LoginLimiter, LoginLimits};
+pub use limiter::{Attempt, LoginLimiter, LoginLimits};
 pub use password::{PasswordError, Passwords};
 pub use token::{Claims, TokenError, Tokens};

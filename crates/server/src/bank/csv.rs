@@ -1,7 +1,9 @@
 //! CSV bank exports, read through a column mapping, and this server's own export.
 
 use chrono::NaiveDate;
-use finance_shared::{CsvImportQuery, Decimal, EXPORT_CSV_HEADER, Money, SignConvention, validate};
+use finance_shared::{
+    CsvImportQuery, Decimal, EXPORT_CSV_HEADER, Money, SignConvention, spreadsheet, validate,
+};
 use uuid::Uuid;
 
 use super::file::{FileError, FileTransaction, ParsedFile, clean_description};
@@ -100,7 +102,7 @@ pub fn read(text: &str, mapping: &CsvImportQuery) -> Result<ParsedFile, FileErro
             let raw = cols
                 .description
                 .and_then(|i| fields.get(i))
-                .map_or("", String::as_str);
+                .map_or("", |d| spreadsheet::unguard(d));
             if let Err(why) = validate::description(raw) {
                 parsed.error(line, format!("description {why}"));
                 continue;
@@ -114,7 +116,14 @@ pub fn read(text: &str, mapping: &CsvImportQuery) -> Result<ParsedFile, FileErro
             date,
             amount,
             description,
-            category: cols.category.map(cell).map(str::to_owned),
+            category: cols
+                .category
+                .map(cell)
+                .map(|c| match layout.export {
+                    true => spreadsheet::unguard(c),
+                    false => c,
+                })
+                .map(str::to_owned),
             provider_id: id,
             origin,
         });

@@ -15,6 +15,10 @@ use super::{BankTransaction, LEGACY_FINGERPRINTS};
 /// dedupe index instead of one page apiece across a user's whole history.
 pub const FINGERPRINT: &str = "fp2:";
 
+/// Longest bank id of a transaction: OFX's FITID is at most 255 characters,
+/// and every database indexes an id of this length whole.
+pub const PROVIDER_ID_MAX_CHARS: usize = 255;
+
 /// A transaction as a file states it, before it becomes an expense.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileTransaction {
@@ -31,20 +35,41 @@ pub struct FileTransaction {
     pub origin: Option<Uuid>,
 }
 
+/// Line errors kept of one file: the earliest lines; the rest are counted.
+/// A file of junk lines must not answer with (or store) one error per line.
+pub const LINE_ERRORS_MAX: usize = 100;
+
 /// Everything read from a file: its transactions and the lines that failed.
 #[derive(Clone, Debug, Default)]
 pub struct ParsedFile {
     pub transactions: Vec<FileTransaction>,
+    /// The first [`LINE_ERRORS_MAX`] lines that failed, in file order.
     pub errors: Vec<LineError>,
+    /// Every line that failed.
+    pub errors_total: u64,
 }
 
 impl ParsedFile {
     /// Records a line that could not be read.
     pub fn error(&mut self, line: u64, message: impl Into<String>) {
+        self.errors_total += 1;
+        // Once the list is full, a later line than all kept ones is only counted.
+        if self.errors.len() >= LINE_ERRORS_MAX && self.errors.iter().all(|e| e.line <= line) {
+            return;
+        }
         self.errors.push(LineError {
             line,
             message: message.into(),
         });
+        if self.errors.len() >= 2 * LINE_ERRORS_MAX {
+            self.keep_first_errors();
+        }
+    }
+
+    /// Sorts the kept errors by line and drops all but the first ones.
+    fn keep_first_errors(&mut self) {
+        self.errors.sort_by_key(|e| e.line);
+        self.errors.truncate(LINE_ERRORS_MAX);
     }
 }
 
@@ -109,6 +134,41 @@ pub struct FileTotals {
     pub ignored: u64,
     pub money_out: Money,
     pub money_in: Money,
+    /// The line of the first transaction that was read whole.
+    pub first_good_line: Option<u64>,
+}
+
+impl FileTotals {
+    fn saw_good_line(&mut self, line: u64) {
+        self.first_good_line = Some(self.first_good_line.map_or(line, |l| l.min(line)));
+    }
+
+    /// Why nothing of the file can be imported: no line was a transaction,
+    /// or the first [`LINE_ERRORS_MAX`] lines all failed (it is not the
+    /// format it was read as).
+    pub fn unreadable(&self, parsed: &ParsedFile) -> Option<String> {
+        let first_error = parsed.errors.first()?;
+        let all_failed = self.first_good_line.is_none();
+        let first_lines_failed = parsed.errors.len() >= LINE_ERRORS_MAX
+            && parsed
+                .errors
+                .last()
+                .zip(self.first_good_line)
+                .is_some_and(|(last, good)| last.line < good);
+        (all_failed || first_lines_failed).then(|| {
+            format!(
+                "{} lines could not be read{}; line {}: {}",
+                parsed.errors_total,
+                if all_failed {
+                    " and none could"
+                } else {
+                    ", the first of them before any that could"
+                },
+                first_error.line,
+                first_error.message
+            )
+        })
+    }
 }
 
 /// The money-out transactions of a file as bank transactions, each with an
@@ -126,12 +186,27 @@ pub fn to_bank_transactions(
     let mut totals = FileTotals::default();
     let mut seen: HashMap<String, u32> = HashMap::new();
     let mut out = Vec::new();
-    let mut errors = Vec::new();
-    for t in &parsed.transactions {
+    let transactions = std::mem::take(&mut parsed.transactions);
+    for t in &transactions {
         totals.transactions += 1;
+        if let Err(why) = validate::date(t.date) {
+            parsed.error(t.line, format!("date {} {why}", t.date));
+            continue;
+        }
+        if t.provider_id
+            .as_ref()
+            .is_some_and(|id| id.chars().count() > PROVIDER_ID_MAX_CHARS)
+        {
+            parsed.error(
+                t.line,
+                format!("the bank's id must be at most {PROVIDER_ID_MAX_CHARS} characters"),
+            );
+            continue;
+        }
         if t.amount >= 0 {
             totals.money_in = Money::from_minor(totals.money_in.minor().saturating_add(t.amount));
             totals.ignored += 1;
+            totals.saw_good_line(t.line);
             continue;
         }
         let magnitude = Money::from_minor(t.amount.saturating_neg());
@@ -139,10 +214,7 @@ pub fn to_bank_transactions(
         let amount = match validate::amount(magnitude) {
             Ok(a) => a,
             Err(why) => {
-                errors.push(LineError {
-                    line: t.line,
-                    message: format!("amount {why}"),
-                });
+                parsed.error(t.line, format!("amount {why}"));
                 continue;
             }
         };
@@ -150,10 +222,7 @@ pub fn to_bank_transactions(
             Some(c) if !c.is_empty() => match validate::category(c) {
                 Ok(c) => c,
                 Err(why) => {
-                    errors.push(LineError {
-                        line: t.line,
-                        message: format!("category {why}"),
-                    });
+                    parsed.error(t.line, format!("category {why}"));
                     continue;
                 }
             },
@@ -171,6 +240,7 @@ pub fn to_bank_transactions(
                 )
             }
         };
+        totals.saw_good_line(t.line);
         out.push(BankTransaction {
             external_id,
             legacy_id,
@@ -181,8 +251,8 @@ pub fn to_bank_transactions(
             origin: t.origin,
         });
     }
-    parsed.errors.extend(errors);
-    parsed.errors.sort_by_key(|e| e.line);
+    parsed.transactions = transactions;
+    parsed.keep_first_errors();
     (out, totals)
 }
 
@@ -223,7 +293,7 @@ mod tests {
                 txn(3, -380, "coffee "),
                 txn(4, 5000, "Salary"),
             ],
-            errors: Vec::new(),
+            ..ParsedFile::default()
         };
         let (first, totals) = to_bank_transactions(&mut file.clone(), "", "Uncategorized");
         assert_eq!(first.len(), 2);
@@ -245,7 +315,7 @@ mod tests {
     fn fingerprints_keep_their_form() {
         let mut file = ParsedFile {
             transactions: vec![txn(2, -1234, "  Coffee   SHOP ")],
-            errors: Vec::new(),
+            ..ParsedFile::default()
         };
         let (ids, _) = to_bank_transactions(&mut file, "", "Uncategorized");
         assert_eq!(
@@ -259,6 +329,85 @@ mod tests {
         let legacy = ids[0].legacy_id.as_deref().unwrap_or_default();
         assert!((LEGACY_FINGERPRINTS.0..LEGACY_FINGERPRINTS.1).contains(&legacy));
         assert!(!(LEGACY_FINGERPRINTS.0..LEGACY_FINGERPRINTS.1).contains(&&*ids[0].external_id));
+    }
+
+    #[test]
+    fn out_of_range_dates_and_long_ids_are_line_errors() {
+        let far = FileTransaction {
+            date: NaiveDate::from_ymd_opt(10000, 1, 1).unwrap_or_default(),
+            ..txn(2, -100, "Far future")
+        };
+        let long = FileTransaction {
+            provider_id: Some("x".repeat(PROVIDER_ID_MAX_CHARS + 1)),
+            ..txn(3, -100, "Long id")
+        };
+        let fine = FileTransaction {
+            provider_id: Some("x".repeat(PROVIDER_ID_MAX_CHARS)),
+            ..txn(4, -100, "Longest id")
+        };
+        let mut file = ParsedFile {
+            transactions: vec![far, long, fine],
+            ..ParsedFile::default()
+        };
+        let (ids, _) = to_bank_transactions(&mut file, "", "Uncategorized");
+        assert_eq!(ids.len(), 1);
+        assert_eq!(
+            file.errors.iter().map(|e| e.line).collect::<Vec<_>>(),
+            [2, 3]
+        );
+        assert!(
+            file.errors[0].message.contains("1900-01-01"),
+            "{:?}",
+            file.errors
+        );
+    }
+
+    #[test]
+    fn line_errors_keep_the_first_lines_and_count_the_rest() {
+        let mut file = ParsedFile::default();
+        for line in (1..=10_000u64).rev() {
+            file.error(line, "junk");
+        }
+        let (ids, totals) = to_bank_transactions(&mut file, "", "Uncategorized");
+        assert!(ids.is_empty());
+        assert_eq!(file.errors_total, 10_000);
+        assert_eq!(
+            file.errors.iter().map(|e| e.line).collect::<Vec<_>>(),
+            (1..=LINE_ERRORS_MAX as u64).collect::<Vec<_>>()
+        );
+        assert!(
+            totals
+                .unreadable(&file)
+                .is_some_and(|why| why.starts_with("10000 lines"))
+        );
+    }
+
+    #[test]
+    fn a_file_is_unreadable_only_when_its_first_lines_all_fail() {
+        let mut mostly_good = ParsedFile {
+            transactions: vec![txn(2, -100, "Coffee")],
+            ..ParsedFile::default()
+        };
+        for line in 3..500 {
+            mostly_good.error(line, "junk");
+        }
+        let (_, totals) = to_bank_transactions(&mut mostly_good, "", "Uncategorized");
+        assert_eq!(totals.unreadable(&mostly_good), None);
+        let mut junk_first = ParsedFile {
+            transactions: vec![txn(500, -100, "Coffee")],
+            ..ParsedFile::default()
+        };
+        for line in 2..500 {
+            junk_first.error(line, "junk");
+        }
+        let (_, totals) = to_bank_transactions(&mut junk_first, "", "Uncategorized");
+        assert!(totals.unreadable(&junk_first).is_some());
+        let mut clean = ParsedFile {
+            transactions: vec![txn(2, -100, "Coffee")],
+            ..ParsedFile::default()
+        };
+        let (_, totals) = to_bank_transactions(&mut clean, "", "Uncategorized");
+        assert_eq!(totals.unreadable(&clean), None);
     }
 
     #[test]

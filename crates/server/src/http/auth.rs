@@ -99,25 +99,34 @@ pub async fn login(
     };
     let email = email.trim().to_lowercase();
     let address = address.to_string();
-    if let Some(wait) = state.limiter.blocked(&email, &address).await {
-        return Err(ApiError::RateLimited(wait));
+    // Counted before the hash is checked, so a parallel burst checks at most the limit.
+    let attempt = state
+        .limiter
+        .reserve_login(&email, &address)
+        .await
+        .map_err(ApiError::RateLimited)?;
+    let checked = async {
+        // An address registration would refuse cannot have an account: no lookup.
+        let credentials = match validate::email(&email) {
+            Ok(email) => state.store.user_credentials(&email).await?,
+            Err(_) => None,
+        };
+        let hash = credentials.as_ref().map(|c| c.password_hash.clone());
+        // An unknown email is checked against a dummy hash: same work, same time.
+        let matches = state.passwords.verify(password, hash).await?;
+        Ok::<_, ApiError>(credentials.filter(|_| matches))
     }
-    // An address registration would refuse cannot have an account: no lookup.
-    let credentials = match validate::email(&email) {
-        Ok(email) => state.store.user_credentials(&email).await?,
-        Err(_) => None,
-    };
-    let hash = credentials.as_ref().map(|c| c.password_hash.clone());
-    // An unknown email is checked against a dummy hash: same work, same time.
-    let matches = state.passwords.verify(password, hash).await?;
-    match credentials {
-        Some(c) if matches => {
-            state.limiter.succeeded(&email).await;
+    .await;
+    match checked {
+        Ok(Some(c)) => {
+            state.limiter.succeeded(attempt).await;
             Ok(Json(token_response(&state, c.user, c.token_generation)?))
         }
-        _ => {
-            state.limiter.failed(&email, &address).await;
-            Err(ApiError::Unauthorized(BAD_CREDENTIALS))
+        // The reserved attempt stays counted as the failure.
+        Ok(None) => Err(ApiError::Unauthorized(BAD_CREDENTIALS)),
+        Err(e) => {
+            state.limiter.give_back(attempt).await;
+            Err(e)
         }
     }
 }
@@ -152,11 +161,14 @@ pub async fn logout(State(state): State<AppState>, auth: AuthUser) -> Result<Sta
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 422, description = "new_password is invalid", body = ErrorBody),
+        (status = 429, description = "Too many wrong current passwords for this user or from this address", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until another attempt is allowed"))),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     )
 )]
 pub async fn change_password(
     State(state): State<AppState>,
+    ClientAddr(address): ClientAddr,
     auth: AuthUser,
     JsonObject(mut body): JsonObject,
 ) -> Result<StatusCode, ApiError> {
@@ -169,20 +181,32 @@ pub async fn change_password(
             "current_password and new_password are required".into(),
         ));
     };
-    let credentials =
-        state
-            .store
-            .user_credentials_by_id(auth.id)
-            .await?
-            .ok_or(ApiError::Unauthorized(
-                "access token is invalid, expired or revoked",
-            ))?;
-    if !state
-        .passwords
-        .verify(current, Some(credentials.password_hash))
-        .await?
-    {
-        return Err(ApiError::Unauthorized("current password is incorrect"));
+    // Guesses at the current password count like failed logins, so a leaked
+    // token cannot be used to find it.
+    let attempt = state
+        .limiter
+        .reserve_password_check(auth.id, &address.to_string())
+        .await
+        .map_err(ApiError::RateLimited)?;
+    let checked =
+        async {
+            let credentials = state.store.user_credentials_by_id(auth.id).await?.ok_or(
+                ApiError::Unauthorized("access token is invalid, expired or revoked"),
+            )?;
+            let matches = state
+                .passwords
+                .verify(current, Some(credentials.password_hash))
+                .await?;
+            Ok::<_, ApiError>(matches)
+        }
+        .await;
+    match checked {
+        Ok(true) => state.limiter.succeeded(attempt).await,
+        Ok(false) => return Err(ApiError::Unauthorized("current password is incorrect")),
+        Err(e) => {
+            state.limiter.give_back(attempt).await;
+            return Err(e);
+        }
     }
     let hash = state.passwords.hash(new).await?;
     state.store.change_password(auth.id, &hash).await?;

@@ -9,7 +9,7 @@ use chrono::{Datelike, Months, NaiveDate, Utc};
 use finance_shared::{
     EXPORT_CSV_HEADER, ErrorBody, Expense, ExpensePage, ExpenseUpdate, ExportFormat, ExportQuery,
     LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, ListQuery, Money, NewExpense, Summary, SummaryQuery,
-    TREND_MONTHS_DEFAULT, TREND_MONTHS_MAX, Trend, TrendQuery, validate,
+    TREND_MONTHS_DEFAULT, TREND_MONTHS_MAX, Trend, TrendQuery, spreadsheet, validate,
 };
 use futures::StreamExt;
 use uuid::Uuid;
@@ -71,6 +71,7 @@ pub async fn create(
         None => None,
     };
     let spent_on: Option<NaiveDate> = body.optional("spent_on", "a date (YYYY-MM-DD)");
+    let spent_on = body.check("spent_on", spent_on, validate::date);
     body.finish()?;
     let (Some(category), Some(amount)) = (category, amount) else {
         return Err(ApiError::BadRequest(
@@ -187,6 +188,7 @@ pub async fn update(
         None
     };
     let spent_on: Option<NaiveDate> = body.optional("spent_on", "a date (YYYY-MM-DD)");
+    let spent_on = body.check("spent_on", spent_on, validate::date);
     body.finish()?;
     let id = expense_id(&id)?;
     let patch = ExpensePatch {
@@ -550,7 +552,8 @@ pub async fn export(
         .into_response())
 }
 
-/// Expenses as rows of the CSV export.
+/// Expenses as rows of the CSV export; texts a spreadsheet would run as a
+/// formula are guarded (and read back unchanged by the CSV import).
 fn csv_rows(expenses: &[Expense]) -> Result<Bytes, std::io::Error> {
     let mut writer = ::csv::Writer::from_writer(Vec::new());
     for e in expenses {
@@ -558,8 +561,8 @@ fn csv_rows(expenses: &[Expense]) -> Result<Bytes, std::io::Error> {
             .write_record([
                 e.id.to_string().as_str(),
                 &e.spent_on.to_string(),
-                &e.category,
-                e.description.as_deref().unwrap_or(""),
+                &spreadsheet::guard(&e.category),
+                &spreadsheet::guard(e.description.as_deref().unwrap_or("")),
                 &e.amount.to_string(),
                 &e.source,
             ])

@@ -96,10 +96,18 @@ pub async fn replay_winner(
 
 fn response(stored: StoredResponse, location_prefix: Option<&str>) -> Response {
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
-    let location = location_prefix.and_then(|prefix| {
-        let body: serde_json::Value = serde_json::from_str(&stored.body).ok()?;
-        HeaderValue::from_str(&format!("{prefix}/{}", body["id"].as_str()?)).ok()
-    });
+    // A created thing's Location is its prefix and id; a queued job's is its
+    // `status_url`, as the first answer had it.
+    let location = (location_prefix.is_some() || status == StatusCode::ACCEPTED)
+        .then(|| serde_json::from_str::<serde_json::Value>(&stored.body).ok())
+        .flatten()
+        .and_then(|body| {
+            let url = match location_prefix {
+                Some(prefix) => format!("{prefix}/{}", body["id"].as_str()?),
+                None => body["status_url"].as_str()?.to_owned(),
+            };
+            HeaderValue::from_str(&url).ok()
+        });
     let mut response = (
         status,
         [

@@ -264,6 +264,9 @@ async fn import_file(
     };
     let (transactions, totals) =
         to_bank_transactions(&mut parsed, &import.id_prefix, &default_category);
+    if let Some(why) = totals.unreadable(&parsed) {
+        return Err(ApiError::field("file", why));
+    }
     if import.strict && !parsed.errors.is_empty() {
         return Err(ApiError::Validation(
             parsed
@@ -288,12 +291,13 @@ async fn import_file(
     if let Some(replayed) = idempotency::replay(state, auth.id, key.as_ref(), None).await? {
         return Ok(replayed);
     }
-    let errors = parsed.errors;
+    let (errors, errors_total) = (parsed.errors, parsed.errors_total);
     if import.background && !import.dry_run {
         let report = Report {
             transactions: totals.transactions,
             ignored: totals.ignored,
             errors,
+            errors_total,
         };
         return queue(state, auth, import.source, &transactions, report, key).await;
     }
@@ -306,6 +310,7 @@ async fn import_file(
         money_out: totals.money_out,
         money_in: totals.money_in,
         errors: errors.clone(),
+        errors_total,
         expenses: imported.to_vec(),
     };
     let body = |imported: &[Expense], skipped: u64| {
@@ -343,7 +348,7 @@ async fn import_file(
         read = totals.transactions,
         imported = outcome.imported.len(),
         skipped = outcome.skipped,
-        errors = errors.len(),
+        errors = errors_total,
         "file import"
     );
     let status = if import.dry_run {

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use finance_shared::{ImportJob, ImportJobStatus, LineError};
+use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -32,8 +33,11 @@ pub struct Report {
     pub transactions: u64,
     /// Money-in and zero transactions: not expenses.
     pub ignored: u64,
-    /// Lines that could not be read.
+    /// The first lines that could not be read.
     pub errors: Vec<LineError>,
+    /// How many lines could not be read, all told.
+    #[serde(default)]
+    pub errors_total: u64,
 }
 
 /// A job tried this many times (its workers died each time) fails.
@@ -157,6 +161,7 @@ pub fn view(record: &JobRecord, done: u64) -> ImportJob {
         imported: record.imported,
         skipped: record.skipped,
         ignored: report.ignored,
+        errors_total: report.errors_total.max(report.errors.len() as u64),
         errors: report.errors,
         error: record.error.clone(),
         attempts: record.attempts,
@@ -360,6 +365,9 @@ async fn run_job(state: &AppState, consumer: &str, delivery: &Delivery) -> anyho
     Ok(())
 }
 
+/// A failed job's `error` when its rows could not be written.
+const REFUSED: &str = "the import could not be written; nothing of it was kept";
+
 /// Writes a job's import while telling the queue it is alive and how far it got.
 async fn import(
     state: &AppState,
@@ -396,9 +404,15 @@ async fn import(
             progress: Some(&progress),
         },
     );
+    // A panic while writing ends this job as failed; the worker goes on.
+    let written = std::panic::AssertUnwindSafe(written).catch_unwind();
     let result = tokio::select! {
         result = written => result,
         () = heartbeat => unreachable!("the heartbeat never ends"),
+    };
+    let Ok(result) = result else {
+        tracing::error!(job = %job.id, "writing an import job panicked");
+        return Ok(JobEnd::Failed(REFUSED.into()));
     };
     match result {
         Ok(outcome) => {
@@ -414,8 +428,10 @@ async fn import(
             .await?
             .ok_or_else(|| anyhow::anyhow!("the job's result is taken but unreadable")),
         Err(e @ StoreError::Unavailable(_)) => Err(e.into()),
-        Err(StoreError::Other(e)) => Ok(JobEnd::Failed(format!(
-            "the database refused the import: {e}"
-        ))),
+        // The database's own words stay in the log: a job's `error` is shown to its user.
+        Err(StoreError::Other(e)) => {
+            tracing::error!(job = %job.id, error = %e, "the database refused an import job");
+            Ok(JobEnd::Failed(REFUSED.into()))
+        }
     }
 }

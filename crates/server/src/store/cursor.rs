@@ -36,10 +36,14 @@ impl Cursor {
         let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(s).ok()?).ok()?;
         let mut parts = raw.split('|');
         let cursor = Cursor {
-            spent_on: parts.next()?.parse().ok()?,
+            spent_on: finance_shared::validate::date(parts.next()?.parse().ok()?).ok()?,
             created_at_micros: parts.next()?.parse().ok()?,
             id: parts.next()?.parse().ok()?,
         };
+        // Every field must be one a stored expense can have: each database
+        // binds the timestamp in its own type, with its own range.
+        let created_at = chrono::DateTime::from_timestamp_micros(cursor.created_at_micros)?;
+        finance_shared::validate::date(created_at.date_naive()).ok()?;
         parts.next().is_none().then_some(cursor)
     }
 }
@@ -61,5 +65,12 @@ mod tests {
             Cursor::decode(&URL_SAFE_NO_PAD.encode("2026-01-01|1|x")),
             None
         );
+        let forged = |raw: String| Cursor::decode(&URL_SAFE_NO_PAD.encode(raw));
+        let id = Uuid::now_v7();
+        assert_eq!(forged(format!("2026-01-01|{}|{id}", i64::MAX)), None);
+        assert_eq!(forged(format!("2026-01-01|{}|{id}", i64::MIN)), None);
+        assert_eq!(forged(format!("+200000-01-01|1764000000123456|{id}")), None);
+        assert_eq!(forged(format!("0999-12-31|1764000000123456|{id}")), None);
+        assert!(forged(format!("2026-01-01|1764000000123456|{id}")).is_some());
     }
 }

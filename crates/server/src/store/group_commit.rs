@@ -21,6 +21,7 @@
 use std::collections::BTreeMap;
 
 use finance_shared::Expense;
+use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -95,11 +96,25 @@ impl GroupCommit {
     }
 }
 
+/// Writes a batch; a panic while writing fails that batch, not the task
+/// every other request's writes go through.
+async fn write_guarded(writer: &impl BatchWriter, batch: &[NewExpense]) -> Result<(), StoreError> {
+    std::panic::AssertUnwindSafe(writer.write(batch))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!(size = batch.len(), "writing a batch of expenses panicked");
+            Err(StoreError::Other(sqlx::Error::Protocol(
+                "writing the batch panicked".into(),
+            )))
+        })
+}
+
 async fn write_batch(writer: &impl BatchWriter, batch: Vec<NewExpense>, replies: Vec<Reply>) {
     if batch.is_empty() {
         return;
     }
-    match writer.write(&batch).await {
+    match write_guarded(writer, &batch).await {
         Ok(()) => {
             for (new, reply) in batch.into_iter().zip(replies) {
                 let _ = reply.send(Ok(new.expense));
@@ -118,7 +133,7 @@ async fn write_batch(writer: &impl BatchWriter, batch: Vec<NewExpense>, replies:
             tracing::debug!(error = %e, size = batch.len(), "batch failed; writing its expenses one by one");
             for (new, reply) in batch.into_iter().zip(replies) {
                 let one = std::slice::from_ref(&new);
-                let result = writer.write(one).await.map(|()| new.expense);
+                let result = write_guarded(writer, one).await.map(|()| new.expense);
                 let _ = reply.send(result);
             }
         }
@@ -135,7 +150,7 @@ mod tests {
     use super::*;
 
     /// Records each transaction's size; fails any holding an expense of 0.13
-    /// (a conflict) or of 0.99 (the database unreachable).
+    /// (a conflict) or of 0.99 (the database unreachable), and panics on one of 0.66.
     #[derive(Clone, Default)]
     struct Recorder(Arc<Mutex<Vec<usize>>>);
 
@@ -145,6 +160,9 @@ mod tests {
             self.0.lock().expect("lock").push(batch.len());
             if batch.iter().any(|n| n.expense.amount.minor() == 13) {
                 return Err(StoreError::Conflict);
+            }
+            if batch.iter().any(|n| n.expense.amount.minor() == 66) {
+                panic!("a value the driver cannot bind");
             }
             if batch.iter().any(|n| n.expense.amount.minor() == 99) {
                 return Err(StoreError::Unavailable(sqlx::Error::PoolTimedOut));
@@ -207,6 +225,38 @@ mod tests {
                 assert_eq!(result, Ok(cents));
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_panics_fails_alone_and_the_writer_keeps_serving() {
+        let recorder = Recorder::default();
+        let commits = GroupCommit::start(recorder.clone());
+        let results = {
+            let commits = Arc::new(commits);
+            let mut tasks = Vec::new();
+            for cents in [66, 1, 2] {
+                let commits = Arc::clone(&commits);
+                tasks.push(tokio::spawn(async move {
+                    commits.submit(new_expense(cents)).await
+                }));
+            }
+            let mut results = Vec::new();
+            for task in tasks {
+                results.push(task.await.expect("task").map(|e| e.amount.minor()));
+            }
+            let after = commits
+                .submit(new_expense(7))
+                .await
+                .map(|e| e.amount.minor());
+            assert_eq!(after.ok(), Some(7), "the writer stopped serving");
+            results
+        };
+        assert!(
+            matches!(results[0], Err(StoreError::Other(_))),
+            "{results:?}"
+        );
+        assert_eq!(results[1].as_ref().ok(), Some(&1));
+        assert_eq!(results[2].as_ref().ok(), Some(&2));
     }
 
     #[tokio::test]
