@@ -112,9 +112,19 @@ pub struct Cli {
     #[arg(long, env = "REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
     pub request_timeout_seconds: u64,
 
-    /// A client must send its request headers within this many seconds.
+    /// A client must send its request headers within this many seconds,
+    /// and the first byte of a new connection too.
     #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10)]
     pub header_read_timeout_seconds: u64,
+
+    /// A connection that sends and receives nothing for this many seconds
+    /// is closed (kept above REQUEST_TIMEOUT_SECONDS).
+    #[arg(long, env = "IDLE_TIMEOUT_SECONDS", default_value_t = 75)]
+    pub idle_timeout_seconds: u64,
+
+    /// Connections open at once; past it a new one is answered 503 and closed.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 8192)]
+    pub max_connections: usize,
 
     /// Most database connections [default: 10 on PostgreSQL; on SQLite,
     /// readers, twice the cores].
@@ -136,8 +146,13 @@ pub struct Cli {
 pub struct ServerLimits {
     /// A request still running after this is cancelled (its transaction rolls back) with 503.
     pub request_timeout: Duration,
-    /// A client must send its request headers within this.
+    /// A client must send its request headers within this, and a new
+    /// connection its first byte.
     pub header_read_timeout: Duration,
+    /// A connection silent this long is closed.
+    pub idle_timeout: Duration,
+    /// Connections open at once.
+    pub max_connections: usize,
 }
 
 impl Default for ServerLimits {
@@ -145,6 +160,8 @@ impl Default for ServerLimits {
         ServerLimits {
             request_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            max_connections: 8192,
         }
     }
 }
@@ -259,6 +276,12 @@ impl Cli {
             limits: ServerLimits {
                 request_timeout: Duration::from_secs(self.request_timeout_seconds.max(1)),
                 header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds.max(1)),
+                // A request running to its timeout must not be cut off as idle.
+                idle_timeout: Duration::from_secs(
+                    self.idle_timeout_seconds
+                        .max(self.request_timeout_seconds.saturating_add(5)),
+                ),
+                max_connections: self.max_connections.max(1),
             },
             job_visibility: Duration::from_secs(self.job_visibility_timeout_seconds.max(1)),
         })
@@ -296,13 +319,16 @@ fn platform_data_dir() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "finance").map(|dirs| dirs.data_dir().to_path_buf())
 }
 
+/// The data directory, created 0700, and made 0700 if it exists already.
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .with_context(|| format!("cannot create data directory {}", dir.display()))
+        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot make data directory {} private", dir.display()))
 }
 
 /// Reads the kept secret, or makes a random 256-bit one and keeps it (mode 0600).
@@ -377,6 +403,18 @@ mod tests {
             std::fs::metadata(&path)?.permissions().mode() & 0o777,
             0o600
         );
+        std::fs::remove_dir_all(dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn an_existing_data_directory_is_made_private() -> anyhow::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("finance-data-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+        create_private_dir(&dir)?;
+        assert_eq!(std::fs::metadata(&dir)?.permissions().mode() & 0o777, 0o700);
         std::fs::remove_dir_all(dir)?;
         Ok(())
     }

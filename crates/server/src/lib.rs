@@ -111,9 +111,11 @@ impl AppState {
 /// Serves the API on `listener` until `shutdown` completes; then stops
 /// accepting, and lets requests in flight finish.
 ///
-/// hyper directly rather than `axum::serve`, for the header read timeout: a
-/// client that opens connections and trickles its headers would otherwise
-/// hold them, and their memory, for as long as it likes.
+/// hyper directly rather than `axum::serve`, for the deadlines of
+/// `http::conn` and the header read timeout: a client that opens connections
+/// and sends nothing, or trickles its headers, would otherwise hold them, and
+/// their memory, for as long as it likes. Past `max_connections` a new
+/// connection is answered 503 and closed.
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
@@ -124,15 +126,21 @@ pub async fn serve(
     use hyper_util::server::graceful::GracefulShutdown;
     use tower::Service;
 
-    let header_read_timeout = state.limits.header_read_timeout;
+    let limits = state.limits;
     let router = http::router(state);
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(limits.idle_timeout / 3))
+        .keep_alive_timeout(limits.header_read_timeout);
     let graceful = GracefulShutdown::new();
+    let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut accept_errors = http::conn::AcceptErrors::new(std::time::Duration::from_secs(10));
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -140,12 +148,18 @@ pub async fn serve(
                 Ok(connection) => connection,
                 Err(e) => {
                     // Out of file descriptors, typically: wait rather than spin.
-                    tracing::warn!(error = %e, "accept failed");
+                    accept_errors.failed(&e);
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 }
             },
             () = &mut shutdown => break,
+        };
+        let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
+            metrics::counter!("connections_refused_total").increment(1);
+            // Best effort: the socket is fresh, so its send buffer has room.
+            let _ = stream.try_write(http::conn::TOO_MANY_CONNECTIONS);
+            continue;
         };
         let router = router.clone();
         let service =
@@ -154,12 +168,15 @@ pub async fn serve(
                     .insert(axum::extract::ConnectInfo(peer));
                 router.clone().call(req)
             });
+        let stream =
+            http::conn::Deadlined::new(stream, limits.header_read_timeout, limits.idle_timeout);
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         let connection = graceful.watch(connection.into_owned());
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
+            drop(permit);
         });
     }
     drop(listener);

@@ -112,3 +112,99 @@ async fn summary_stays_fast_while_logins_pour_in() {
         "{flooded:?} vs {quiet:?}"
     );
 }
+
+/// Sockets that connect and send nothing are closed at the first-byte
+/// deadline, and the server answers everyone else all the while.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_sockets_are_closed_at_the_first_byte_deadline() {
+    let app = spawn_app_with(Backend::Sqlite, |spec| {
+        spec.limits.header_read_timeout = Duration::from_secs(2);
+        spec.limits.idle_timeout = Duration::from_secs(3);
+    })
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut silent = Vec::new();
+    for _ in 0..5000 {
+        silent.push(
+            tokio::net::TcpStream::connect(&addr)
+                .await
+                .expect("connect"),
+        );
+    }
+    let opened = Instant::now();
+    let health = app
+        .request(reqwest::Method::GET, "/healthz", None, None)
+        .await;
+    assert_eq!(health.status, 200, "while 5,000 silent sockets are open");
+    let mut closed = 0;
+    for mut stream in silent {
+        let mut buf = [0u8; 16];
+        let left = Duration::from_secs(10).saturating_sub(opened.elapsed());
+        if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(left, stream.read(&mut buf)).await {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 5000, "silent sockets still open after 10 s");
+    // An HTTP/2 connection that goes quiet after its preface (and answers no
+    // keep-alive ping) goes too.
+    let mut h2 = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .expect("preface");
+    let mut buf = vec![0u8; 1024];
+    let ended = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match h2.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "a quiet HTTP/2 connection was kept open");
+    let health = app
+        .request(reqwest::Method::GET, "/healthz", None, None)
+        .await;
+    assert_eq!(health.status, 200);
+}
+
+/// Past the connection cap a new connection gets a JSON 503 and is closed;
+/// once connections close, new ones are served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_cap_are_refused_cleanly() {
+    let app = spawn_app_with(Backend::Sqlite, |spec| {
+        spec.limits.max_connections = 3;
+    })
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(
+            tokio::net::TcpStream::connect(&addr)
+                .await
+                .expect("connect"),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut extra = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(5), extra.read_to_string(&mut answer))
+        .await
+        .expect("refused at once")
+        .expect("read");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        answer.contains("\"error\":\"service_unavailable\""),
+        "{answer}"
+    );
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let health = app
+        .request(reqwest::Method::GET, "/healthz", None, None)
+        .await;
+    assert_eq!(health.status, 200);
+}

@@ -3,6 +3,7 @@
 mod auth;
 mod categories;
 pub mod client;
+pub mod conn;
 pub mod error;
 mod expenses;
 pub mod extract;

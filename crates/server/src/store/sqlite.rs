@@ -75,6 +75,13 @@ impl SqliteStore {
         // mid-transaction nor writes a temporary file per statement. Its
         // commits leave checkpoints to a connection of their own (below),
         // unless the WAL has grown past the backstop.
+        // The file, and the journal files SQLite gives its mode, are the
+        // owner's alone: a personal-finance database on a shared machine.
+        let path = options.get_filename();
+        let in_memory = path.as_os_str().is_empty() || path == std::path::Path::new(":memory:");
+        if !in_memory {
+            make_private(path)?;
+        }
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(pool.acquire_timeout)
@@ -88,8 +95,6 @@ impl SqliteStore {
             .await?;
         // Token state is kept in memory (see `sessions`), which is only
         // right while this process is the file's one writer.
-        let path = options.get_filename();
-        let in_memory = path.as_os_str().is_empty() || path == std::path::Path::new(":memory:");
         let lock = match in_memory {
             true => None,
             false => Some(lock_file(path)?),
@@ -188,6 +193,29 @@ fn start_checkpoints(mut conn: SqliteConnection) -> tokio::sync::oneshot::Sender
         let _ = sqlx::Connection::close(conn).await;
     });
     stop_tx
+}
+
+/// Creates the database file with mode 0600 if it is missing, and makes an
+/// existing one and its `-wal` and `-shm` files 0600 (SQLite creates those
+/// with the database file's mode).
+fn make_private(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = std::path::PathBuf::from(name);
+        if file.exists() {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| anyhow::anyhow!("cannot make {} private: {e}", file.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Locks the database file for this process, or says who holds it.
@@ -1246,6 +1274,32 @@ mod tests {
             .await
             .expect("old row");
         assert_eq!(kept, "still here");
+    }
+
+    /// The database and its journal files are the owner's alone, new or old.
+    #[tokio::test]
+    async fn database_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mode = |p: &std::path::Path| {
+            std::fs::metadata(p)
+                .map(|m| m.permissions().mode() & 0o777)
+                .expect("metadata")
+        };
+        let fresh = dir.path().join("fresh.db");
+        let store = open(&fresh).await;
+        let user = store.create_user("a@x.io", "hash").await.expect("user");
+        assert!(!user.email.is_empty());
+        for suffix in ["", "-wal", "-shm"] {
+            let file = dir.path().join(format!("fresh.db{suffix}"));
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+        drop(store);
+        let old = dir.path().join("old.db");
+        std::fs::write(&old, b"").expect("old file");
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let _store = open(&old).await;
+        assert_eq!(mode(&old), 0o600);
     }
 
     /// A commit well under the writer's backstop reaches the database file
