@@ -24,8 +24,9 @@ request = function()
   sent = sent + 1
   local tag = string.format("%d.%d.%d", started, id or 0, sent)
   -- Periods from 1970 on, 256 a second of wall time between runs and 2 a
-  -- request within one (one per thread), wrapping well before the year 9999.
-  local period = ((started % 100000) * 256 + sent * 2 + (id or 0)) % 90000
+  -- request within one (one per thread), wrapping before the year 2740
+  -- (the server takes dates up to 2999).
+  local period = ((started % 100000) * 256 + sent * 2 + (id or 0)) % 10000
   local dates = {}
   for d = 0, days - 1 do
     dates[d] = os.date("!%Y-%m-%d", (period * days + d) * 86400)

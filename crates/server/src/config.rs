@@ -126,6 +126,14 @@ pub struct Cli {
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 8192)]
     pub max_connections: usize,
 
+    /// File imports read at once on this instance (one per user) [default: the cores].
+    #[arg(long, env = "FILE_IMPORT_CONCURRENCY")]
+    pub file_import_concurrency: Option<usize>,
+
+    /// File imports one user may have under way at once on this instance.
+    #[arg(long, env = "FILE_IMPORTS_PER_USER", default_value_t = 1)]
+    pub file_imports_per_user: usize,
+
     /// Most database connections [default: 10 on PostgreSQL; on SQLite,
     /// readers, twice the cores].
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS")]
@@ -153,6 +161,10 @@ pub struct ServerLimits {
     pub idle_timeout: Duration,
     /// Connections open at once.
     pub max_connections: usize,
+    /// File imports read at once.
+    pub file_imports: usize,
+    /// Of them, one user's.
+    pub file_imports_per_user: usize,
 }
 
 impl Default for ServerLimits {
@@ -162,6 +174,8 @@ impl Default for ServerLimits {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(75),
             max_connections: 8192,
+            file_imports: default_file_imports(),
+            file_imports_per_user: 1,
         }
     }
 }
@@ -282,10 +296,20 @@ impl Cli {
                         .max(self.request_timeout_seconds.saturating_add(5)),
                 ),
                 max_connections: self.max_connections.max(1),
+                file_imports: self
+                    .file_import_concurrency
+                    .unwrap_or_else(default_file_imports)
+                    .max(1),
+                file_imports_per_user: self.file_imports_per_user.max(1),
             },
             job_visibility: Duration::from_secs(self.job_visibility_timeout_seconds.max(1)),
         })
     }
+}
+
+/// One file import per core: each holds its file in memory while it is read.
+fn default_file_imports() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 /// An address (`10.0.0.1`) or a network (`10.0.0.0/8`).

@@ -47,6 +47,8 @@ pub struct Shared {
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     pub limits: config::ServerLimits,
     pub jobs: Arc<jobs::Jobs>,
+    /// File imports under way (see `http::import_slots`).
+    pub file_imports: Arc<http::import_slots::ImportSlots>,
 }
 
 /// Most bytes (keys and bodies) the in-process cache holds.
@@ -104,6 +106,10 @@ impl AppState {
             )?),
             trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
             limits: settings.limits,
+            file_imports: http::import_slots::ImportSlots::new(
+                settings.limits.file_imports,
+                settings.limits.file_imports_per_user,
+            ),
         })))
     }
 }

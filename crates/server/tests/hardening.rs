@@ -368,3 +368,112 @@ async fn line_errors_are_capped_and_a_junk_file_is_refused() {
     }
     assert_eq!(app.summary(&token, "").await.body["total"], "7.50");
 }
+
+/// Amounts are read from their digits, categories in composed form without
+/// invisible characters, a 413 names its route's limit, and a CSV option
+/// that cannot take effect is refused rather than ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minor_inputs_are_read_exactly_or_refused() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let token = app.new_user().await;
+    let send = |body: String| {
+        let http = app.http.clone();
+        let url = format!("{}/api/expenses", app.base);
+        let token = token.clone();
+        async move {
+            let res = http
+                .post(url)
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await;
+            Reply::from_response(res.expect("request")).await
+        }
+    };
+    let rounded = send(r#"{"category": "Food", "amount": 12.339999999999999999}"#.into()).await;
+    rounded.assert_error(422, "validation_failed");
+    assert!(
+        rounded.body["fields"]["amount"]
+            .as_str()
+            .unwrap_or("")
+            .contains("2 decimal"),
+        "{}",
+        rounded.body
+    );
+    let exact = send(r#"{"category": "Food", "amount": 12.34}"#.into()).await;
+    assert_eq!(exact.body["amount"], "12.34", "{}", exact.body);
+    let exponent = send(r#"{"category": "Food", "amount": 1.25e1}"#.into()).await;
+    assert_eq!(exponent.body["amount"], "12.50", "{}", exponent.body);
+    let not_a_string = send(r#"{"category": 12.5, "amount": 1}"#.into()).await;
+    not_a_string.assert_error(422, "validation_failed");
+
+    app.add(&token, "caf\u{e9}", json!("1.00"), "2026-01-01")
+        .await;
+    app.add(&token, "cafe\u{301}", json!("2.00"), "2026-01-01")
+        .await;
+    let summary = app.summary(&token, "").await.body;
+    let cafe = summary["categories"]
+        .as_array()
+        .expect("categories")
+        .iter()
+        .find(|c| c["category"] == "caf\u{e9}")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (cafe["count"].clone(), cafe["total"].clone()),
+        (json!(2), json!("3.00")),
+        "{summary}"
+    );
+    for sneaky in ["Food\u{200B}", "\u{202E}dooF"] {
+        let reply = app
+            .post(
+                "/api/expenses",
+                Some(&token),
+                json!({"category": sneaky, "amount": 1}),
+            )
+            .await;
+        reply.assert_error(422, "validation_failed");
+    }
+
+    let big_json = send(format!(
+        r#"{{"category": "{}", "amount": 1}}"#,
+        "x".repeat(1_100_000)
+    ))
+    .await;
+    big_json.assert_error(413, "payload_too_large");
+    assert!(
+        big_json.body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("1 MiB")
+    );
+    let big_file = app
+        .upload(
+            "/api/imports/csv",
+            &token,
+            "text/csv",
+            vec![b'x'; 65 * 1024 * 1024],
+        )
+        .await;
+    big_file.assert_error(413, "payload_too_large");
+    assert!(
+        big_file.body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("64 MiB"),
+        "{}",
+        big_file.body
+    );
+
+    let ignored = app
+        .upload(
+            "/api/imports/csv?id=Ref",
+            &token,
+            "text/csv",
+            b"date,amount,Ref\n2026-01-01,-1.00,A1\n".to_vec(),
+        )
+        .await;
+    ignored.assert_error(422, "validation_failed");
+    assert!(ignored.body["fields"]["id"].is_string(), "{}", ignored.body);
+}

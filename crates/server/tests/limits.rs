@@ -208,3 +208,57 @@ async fn connections_past_the_cap_are_refused_cleanly() {
         .await;
     assert_eq!(health.status, 200);
 }
+
+/// A user has one file import under way at a time, and the server a few in
+/// all; past either the answer is 429 with Retry-After, and the slot comes
+/// back when the import ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_imports_run_one_per_user_and_a_few_in_all() {
+    let app = spawn_app_with(Backend::Sqlite, |spec| {
+        spec.limits.file_imports = 2;
+        spec.limits.file_imports_per_user = 1;
+    })
+    .await;
+    let (alice, bob, carol) = (
+        app.new_user().await,
+        app.new_user().await,
+        app.new_user().await,
+    );
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    // An upload that sends its headers and half its body, then waits.
+    let hold = |token: String| {
+        let addr = addr.clone();
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(&addr)
+                .await
+                .expect("connect");
+            let head = format!(
+                "POST /api/imports/csv HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+                 Content-Type: text/csv\r\nContent-Length: 1000\r\n\r\ndate,amount\n"
+            );
+            stream.write_all(head.as_bytes()).await.expect("send");
+            stream
+        }
+    };
+    let file = b"date,amount\n2026-11-01,-1.00\n".to_vec();
+    let held = hold(alice.clone()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = app
+        .upload("/api/imports/csv", &alice, "text/csv", file.clone())
+        .await;
+    second.assert_error(429, "rate_limited");
+    assert!(second.header("retry-after").is_some());
+    let held_too = hold(bob.clone()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.upload("/api/imports/csv", &carol, "text/csv", file.clone())
+        .await
+        .assert_error(429, "rate_limited");
+    drop((held, held_too));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for token in [&alice, &carol] {
+        let reply = app
+            .upload("/api/imports/csv", token, "text/csv", file.clone())
+            .await;
+        assert_eq!(reply.status, reqwest::StatusCode::CREATED, "{}", reply.body);
+    }
+}

@@ -89,23 +89,44 @@ pub fn password(raw: &str) -> Result<(), &'static str> {
     }
 }
 
-/// A trimmed category of 1 to 64 characters without control characters.
+/// Characters that change how text looks or reads without being seen:
+/// zero-width spaces and marks, bidirectional embeddings, overrides and
+/// isolates, invisible operators, the byte-order mark and the soft hyphen. Two
+/// categories that differ only by them would look the same. (The zero-width
+/// joiner is kept: emoji sequences are made with it.)
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}' | '\u{200C}' | '\u{200E}' | '\u{200F}'
+        | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// A trimmed category of 1 to 64 characters in Unicode's composed form (NFC),
+/// so "café" typed either way is one category, without control or invisible
+/// characters.
 pub fn category(raw: &str) -> Result<String, &'static str> {
-    let category = raw.trim();
+    use unicode_normalization::UnicodeNormalization;
+    let category: String = raw.trim().nfc().collect();
     if category.is_empty() {
         Err("must not be empty")
     } else if category.chars().count() > CATEGORY_MAX_CHARS {
         Err("must be at most 64 characters")
     } else if category.chars().any(char::is_control) {
         Err("must not contain control characters")
+    } else if category.chars().any(is_invisible) {
+        Err("must not contain invisible or text-direction characters")
     } else {
-        Ok(category.to_owned())
+        Ok(category)
     }
 }
 
-/// The key categories are grouped by: case-insensitive.
+/// The key categories are grouped by: case-insensitive, in composed form.
 pub fn category_key(category: &str) -> String {
-    category.trim().to_lowercase()
+    use unicode_normalization::{UnicodeNormalization, is_nfc_quick};
+    let trimmed = category.trim();
+    match is_nfc_quick(trimmed.chars()) {
+        unicode_normalization::IsNormalized::Yes => trimmed.to_lowercase(),
+        _ => trimmed.nfc().collect::<String>().to_lowercase(),
+    }
 }
 
 /// A description of at most 500 characters, kept exactly as written.
@@ -163,6 +184,24 @@ mod tests {
         assert!(category(&"ü".repeat(64)).is_ok());
         assert!(category("a\u{0}b").is_err());
         assert_eq!(category_key(" FöÖd "), "fööd");
+    }
+
+    #[test]
+    fn categories_are_composed_and_refuse_invisible_characters() {
+        let composed = category("caf\u{e9}").expect("composed");
+        let decomposed = category("cafe\u{301}").expect("decomposed");
+        assert_eq!(composed, decomposed);
+        assert_eq!(category_key("CAFE\u{301}"), category_key("caf\u{e9}"));
+        for sneaky in [
+            "Food\u{200B}",
+            "\u{202E}dooF",
+            "a\u{2066}b\u{2069}",
+            "\u{FEFF}Food",
+            "Fo\u{00AD}od",
+        ] {
+            assert!(category(sneaky).is_err(), "{sneaky:?}");
+        }
+        assert!(category("\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467} Family").is_ok());
     }
 
     #[test]

@@ -23,8 +23,9 @@ pub enum ApiError {
     NotFound,
     #[error("{0}")]
     Conflict(&'static str),
-    #[error("request body is larger than 1 MiB")]
-    PayloadTooLarge,
+    /// The body is over the route's limit, named (`1 MiB`, `64 MiB`).
+    #[error("request body is larger than {0}")]
+    PayloadTooLarge(&'static str),
     #[error("request body must be JSON with Content-Type: application/json")]
     UnsupportedMediaType,
     #[error("method not allowed")]
@@ -33,6 +34,10 @@ pub enum ApiError {
     Unavailable,
     #[error("too many failed attempts; try again later")]
     RateLimited(std::time::Duration),
+    /// As many file imports as this server runs at once are under way (the
+    /// caller's own, or everyone's).
+    #[error("{0}")]
+    Busy(&'static str, std::time::Duration),
     /// Logged in full, never sent.
     #[error("internal error: {0}")]
     Internal(anyhow::Error),
@@ -61,7 +66,7 @@ impl ApiError {
                 "not found".to_owned(),
             ),
             Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict, message),
-            PayloadTooLarge => (
+            PayloadTooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 ErrorCode::PayloadTooLarge,
                 message,
@@ -76,7 +81,7 @@ impl ApiError {
                 ErrorCode::MethodNotAllowed,
                 "this method is not allowed on this route".to_owned(),
             ),
-            RateLimited(_) => (
+            RateLimited(_) | Busy(..) => (
                 StatusCode::TOO_MANY_REQUESTS,
                 ErrorCode::RateLimited,
                 message,
@@ -104,7 +109,7 @@ impl IntoResponse for ApiError {
         }
         let (status, error, message) = self.parts();
         let retry_after = match &self {
-            ApiError::RateLimited(wait) => {
+            ApiError::RateLimited(wait) | ApiError::Busy(_, wait) => {
                 Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
             }
             _ => None,

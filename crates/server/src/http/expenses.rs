@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{Datelike, Months, NaiveDate, Utc};
 use finance_shared::{
     EXPORT_CSV_HEADER, ErrorBody, Expense, ExpensePage, ExpenseUpdate, ExportFormat, ExportQuery,
-    LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, ListQuery, Money, NewExpense, Summary, SummaryQuery,
+    LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, ListQuery, NewExpense, Summary, SummaryQuery,
     TREND_MONTHS_DEFAULT, TREND_MONTHS_MAX, Trend, TrendQuery, spreadsheet, validate,
 };
 use futures::StreamExt;
@@ -61,7 +61,7 @@ pub async fn create(
     }
     let category: Option<String> = body.required("category", "a string");
     let category = body.check("category", category, |c| validate::category(&c));
-    let amount: Option<Money> = body.required("amount", "a number or a decimal string");
+    let amount = body.money("amount", true);
     let amount = body.check("amount", amount, validate::amount);
     let description: Option<String> = body.optional("description", "a string or null");
     let description = match description {
@@ -173,7 +173,7 @@ pub async fn update(
     }
     let category: Option<String> = body.optional("category", "a string");
     let category = body.check("category", category, |c| validate::category(&c));
-    let amount: Option<Money> = body.optional("amount", "a number or a decimal string");
+    let amount = body.money("amount", false);
     let amount = body.check("amount", amount, validate::amount);
     // Present and null clears the description; absent leaves it.
     let description = if body.has("description") {

@@ -7,6 +7,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::header;
 use axum::http::request::Parts;
+use finance_shared::Money;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -93,33 +94,55 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| match e {
             BytesRejection::FailedToBufferBody(_) if e.status().as_u16() == 413 => {
-                ApiError::PayloadTooLarge
+                ApiError::PayloadTooLarge("1 MiB")
             }
             other => ApiError::BadRequest(format!("cannot read request body: {other}")),
         })?;
         let value: Value = serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
         match value {
-            Value::Object(map) => Ok(JsonObject(Fields::new(map))),
+            Value::Object(map) => {
+                let raw_decimals = raw_decimals(&bytes, &map);
+                Ok(JsonObject(Fields::new(map, raw_decimals)))
+            }
             _ => Err(ApiError::field("body", "must be a JSON object")),
         }
     }
+}
+
+/// The text of the top-level fields that are JSON numbers with a fraction,
+/// as the client wrote them: a float would round `12.339999999999999999` to
+/// `12.34`, and money must be read from its digits.
+fn raw_decimals(bytes: &[u8], map: &Map<String, Value>) -> BTreeMap<String, String> {
+    let has_fraction = |v: &Value| matches!(v, Value::Number(n) if n.is_f64());
+    if !map.values().any(has_fraction) {
+        return BTreeMap::new();
+    }
+    let raw: BTreeMap<String, &serde_json::value::RawValue> =
+        serde_json::from_slice(bytes).unwrap_or_default();
+    raw.into_iter()
+        .filter(|(name, _)| map.get(name).is_some_and(has_fraction))
+        .map(|(name, text)| (name, text.get().trim().to_owned()))
+        .collect()
 }
 
 /// Reads typed fields out of a JSON object, collecting every problem so the
 /// client learns all of them at once.
 pub struct Fields {
     map: Map<String, Value>,
+    /// See [`raw_decimals`].
+    raw_decimals: BTreeMap<String, String>,
     errors: BTreeMap<String, String>,
     canonical: String,
 }
 
 impl Fields {
-    fn new(map: Map<String, Value>) -> Self {
+    fn new(map: Map<String, Value>, raw_decimals: BTreeMap<String, String>) -> Self {
         // Keys sorted, no whitespace: the same body however it was formatted.
         let canonical = serde_json::to_string(&map).unwrap_or_default();
         Fields {
             map,
+            raw_decimals,
             errors: BTreeMap::new(),
             canonical,
         }
@@ -148,6 +171,20 @@ impl Fields {
                 None
             }
             Some(value) => self.decode(name, value, expected),
+        }
+    }
+
+    /// An amount: a JSON number read from the digits the client sent (never
+    /// through a float), or a decimal string.
+    pub fn money(&mut self, name: &str, required: bool) -> Option<Money> {
+        let expected = "a number or a decimal string";
+        match self.raw_decimals.remove(name) {
+            // Exponent forms (`1.25e1`) have no digits to read: the number it is.
+            Some(raw) if !raw.contains(['e', 'E']) && self.map.remove(name).is_some() => {
+                self.decode(name, Value::String(raw), expected)
+            }
+            _ if required => self.required(name, expected),
+            _ => self.optional(name, expected),
         }
     }
 

@@ -137,6 +137,8 @@ pub async fn mock(
 
 /// Largest bank file accepted (an export of a few hundred thousand expenses).
 pub const FILE_BODY_LIMIT: usize = 64 * 1024 * 1024;
+/// [`FILE_BODY_LIMIT`] as a 413 names it.
+const FILE_LIMIT_TEXT: &str = "64 MiB";
 
 /// A bank file sent as the whole body, or as the file part of a multipart
 /// form with the query's fields as text parts beside it.
@@ -172,7 +174,9 @@ async fn upload(req: Request, accepted: &[&str]) -> Result<Upload, ApiError> {
             let field = match form.next_field().await {
                 Ok(Some(field)) => field,
                 Ok(None) => break,
-                Err(e) if too_large(e.status()) => return Err(ApiError::PayloadTooLarge),
+                Err(e) if too_large(e.status()) => {
+                    return Err(ApiError::PayloadTooLarge(FILE_LIMIT_TEXT));
+                }
                 Err(e) => {
                     return Err(ApiError::BadRequest(format!(
                         "cannot read the form: {}",
@@ -184,7 +188,9 @@ async fn upload(req: Request, accepted: &[&str]) -> Result<Upload, ApiError> {
             let is_file = field.file_name().is_some() || name == "file";
             let data = match field.bytes().await {
                 Ok(data) => data,
-                Err(e) if too_large(e.status()) => return Err(ApiError::PayloadTooLarge),
+                Err(e) if too_large(e.status()) => {
+                    return Err(ApiError::PayloadTooLarge(FILE_LIMIT_TEXT));
+                }
                 Err(e) => {
                     return Err(ApiError::BadRequest(format!(
                         "cannot read the form: {}",
@@ -211,7 +217,7 @@ async fn upload(req: Request, accepted: &[&str]) -> Result<Upload, ApiError> {
     }
     let bytes = Bytes::from_request(req, &()).await.map_err(|e| {
         if too_large(e.status()) {
-            ApiError::PayloadTooLarge
+            ApiError::PayloadTooLarge(FILE_LIMIT_TEXT)
         } else {
             ApiError::BadRequest(format!("cannot read request body: {}", e.body_text()))
         }
@@ -369,6 +375,37 @@ async fn parse_off_thread<T: Send + 'static>(
         .map_err(|e| ApiError::field("file", e.0))
 }
 
+/// Column options only take effect with a mapping (`date=` and `amount=`, or
+/// `debit=`/`credit=`); without one the columns are found by their names, so
+/// such an option would be silently ignored: a 422 naming it instead.
+fn unmapped_columns(query: &CsvImportQuery) -> Result<(), ApiError> {
+    let mapped = query.date.is_some()
+        || query.amount.is_some()
+        || query.debit.is_some()
+        || query.credit.is_some();
+    let columns = [
+        ("id", &query.id),
+        ("description", &query.description),
+        ("category", &query.category),
+        ("direction", &query.direction),
+        ("out_value", &query.out_value),
+    ];
+    let fields: std::collections::BTreeMap<String, String> = columns
+        .iter()
+        .filter(|(_, value)| !mapped && value.is_some())
+        .map(|(name, _)| {
+            (
+                (*name).to_owned(),
+                "takes effect only with date= and amount= (or debit= and credit=)".to_owned(),
+            )
+        })
+        .collect();
+    match fields.is_empty() {
+        true => Ok(()),
+        false => Err(ApiError::Validation(fields)),
+    }
+}
+
 /// `POST /api/imports/csv`
 #[utoipa::path(
     post, path = "/api/imports/csv", tag = "imports",
@@ -390,6 +427,8 @@ async fn parse_off_thread<T: Send + 'static>(
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 409, description = "A request with this Idempotency-Key is still in progress", body = ErrorBody),
         (status = 413, description = "File over 64 MiB", body = ErrorBody),
+        (status = 429, description = "Another of the caller's file imports, or as many as the server reads at once, is under way", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
         (status = 415, description = "Not text/csv or multipart/form-data", body = ErrorBody),
         (status = 422, description = "The mapping does not fit the file, a bad line with strict=true, an Idempotency-Key reused with another file, or (async=true) a file too large for the database to keep as a job", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
@@ -401,6 +440,8 @@ pub async fn csv(
     headers: HeaderMap,
     req: Request,
 ) -> Result<Response, ApiError> {
+    // Taken before the body is read: the body is what costs memory.
+    let _slot = state.file_imports.take(auth.id)?;
     let upload = upload(
         req,
         &[
@@ -413,6 +454,7 @@ pub async fn csv(
     )
     .await?;
     let query: CsvImportQuery = options(&upload.query)?;
+    unmapped_columns(&query)?;
     let encoding: Encoding = match query.encoding.as_deref() {
         None => Encoding::Auto,
         Some(e) => serde_json::from_value(serde_json::Value::String(e.to_ascii_lowercase()))
@@ -462,6 +504,8 @@ pub async fn csv(
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 409, description = "A request with this Idempotency-Key is still in progress", body = ErrorBody),
         (status = 413, description = "File over 64 MiB", body = ErrorBody),
+        (status = 429, description = "Another of the caller's file imports, or as many as the server reads at once, is under way", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
         (status = 415, description = "Not an OFX media type or multipart/form-data", body = ErrorBody),
         (status = 422, description = "Not an OFX document, a bad transaction with strict=true, an Idempotency-Key reused with another file, or (async=true) a file too large for the database to keep as a job", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
@@ -473,6 +517,7 @@ pub async fn ofx(
     headers: HeaderMap,
     req: Request,
 ) -> Result<Response, ApiError> {
+    let _slot = state.file_imports.take(auth.id)?;
     let upload = upload(
         req,
         &[

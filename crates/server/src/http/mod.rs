@@ -9,6 +9,7 @@ mod expenses;
 pub mod extract;
 mod health;
 mod idempotency;
+pub mod import_slots;
 mod imports;
 use crate::telemetry::metrics;
 pub mod openapi;
