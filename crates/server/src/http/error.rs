@@ -149,6 +149,10 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(error = %e, "database unavailable");
                 ApiError::Unavailable
             }
+            StoreError::Contended(e) => {
+                tracing::warn!(error = %e, "transaction kept losing to others; gave up");
+                ApiError::Unavailable
+            }
             StoreError::Other(e) => ApiError::Internal(e.into()),
         }
     }

@@ -427,7 +427,8 @@ async fn import(
         Err(StoreError::Conflict) => recorded(store, job)
             .await?
             .ok_or_else(|| anyhow::anyhow!("the job's result is taken but unreadable")),
-        Err(e @ StoreError::Unavailable(_)) => Err(e.into()),
+        // Run again later, by this worker or another.
+        Err(e @ (StoreError::Unavailable(_) | StoreError::Contended(_))) => Err(e.into()),
         // The database's own words stay in the log: a job's `error` is shown to its user.
         Err(StoreError::Other(e)) => {
             tracing::error!(job = %job.id, error = %e, "the database refused an import job");

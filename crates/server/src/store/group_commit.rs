@@ -96,18 +96,22 @@ impl GroupCommit {
     }
 }
 
-/// Writes a batch; a panic while writing fails that batch, not the task
-/// every other request's writes go through.
+/// Writes a batch, again if it lost to another transaction; a panic while
+/// writing fails that batch, not the task every other request's writes go
+/// through.
 async fn write_guarded(writer: &impl BatchWriter, batch: &[NewExpense]) -> Result<(), StoreError> {
-    std::panic::AssertUnwindSafe(writer.write(batch))
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|_| {
-            tracing::error!(size = batch.len(), "writing a batch of expenses panicked");
-            Err(StoreError::Other(sqlx::Error::Protocol(
-                "writing the batch panicked".into(),
-            )))
-        })
+    super::retry::retry_contended(|| async {
+        std::panic::AssertUnwindSafe(writer.write(batch))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                tracing::error!(size = batch.len(), "writing a batch of expenses panicked");
+                Err(StoreError::Other(sqlx::Error::Protocol(
+                    "writing the batch panicked".into(),
+                )))
+            })
+    })
+    .await
 }
 
 async fn write_batch(writer: &impl BatchWriter, batch: Vec<NewExpense>, replies: Vec<Reply>) {

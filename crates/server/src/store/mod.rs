@@ -4,6 +4,7 @@ mod cursor;
 mod group_commit;
 mod mysql;
 mod postgres;
+pub mod retry;
 mod session_batch;
 mod sessions;
 mod sqlite;
@@ -35,6 +36,10 @@ pub enum StoreError {
     /// The database cannot be reached or has no connection to spare.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// The transaction lost to another (deadlock, serialization failure,
+    /// busy file) and was rolled back: it may be run again (see `retry`).
+    #[error("transaction lost to another: {0}")]
+    Contended(#[source] sqlx::Error),
     /// Anything else: a bug or a corrupt database.
     #[error("database error: {0}")]
     Other(#[source] sqlx::Error),
@@ -48,6 +53,7 @@ impl StoreError {
         match self {
             StoreError::Conflict => StoreError::Conflict,
             StoreError::Unavailable(e) => StoreError::Unavailable(copy(e)),
+            StoreError::Contended(e) => StoreError::Contended(copy(e)),
             StoreError::Other(e) => StoreError::Other(copy(e)),
         }
     }
@@ -57,6 +63,9 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+            sqlx::Error::Database(db) if retry::is_contention(db.as_ref()) => {
+                StoreError::Contended(e)
+            }
             sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::PoolTimedOut
@@ -586,17 +595,18 @@ pub async fn connect(
     if read_url.is_some() && (sqlite || mysql) {
         anyhow::bail!("DATABASE_READ_URL needs a PostgreSQL DATABASE_URL");
     }
-    if sqlite {
-        Ok(Arc::new(SqliteStore::connect(url, pool).await?))
+    let store: Arc<dyn Store> = if sqlite {
+        Arc::new(SqliteStore::connect(url, pool).await?)
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Ok(Arc::new(PgStore::connect(url, read_url, pool).await?))
+        Arc::new(PgStore::connect(url, read_url, pool).await?)
     } else if mysql {
-        Ok(Arc::new(MySqlStore::connect(url, pool).await?))
+        Arc::new(MySqlStore::connect(url, pool).await?)
     } else {
         anyhow::bail!(
             "unsupported DATABASE_URL: expected sqlite:PATH, postgres://... or mysql://... (MariaDB too)"
         )
-    }
+    };
+    Ok(Arc::new(retry::Retrying(store)))
 }
 
 /// The current time at the database's precision (microseconds).
