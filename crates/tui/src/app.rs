@@ -847,7 +847,9 @@ impl App {
             LoginField::Password => &mut form.password,
         };
         match key.code {
-            KeyCode::Esc => self.should_quit = true,
+            // Esc goes back, and the login screen has nowhere to go back to:
+            // it leaves the form as it is. Ctrl-C quits.
+            KeyCode::Esc => {}
             KeyCode::Char('r') if key.modifiers.contains(KeyModifiers::CONTROL) => {
                 form.register = !form.register;
                 form.email_error = None;
@@ -901,13 +903,14 @@ impl App {
 
     fn on_dashboard_key(&mut self, key: KeyEvent) -> Vec<Command> {
         match key.code {
-            // Esc first clears a search, then quits.
+            // Esc clears a search; it never quits (q and Ctrl-C do).
             KeyCode::Esc if !self.search.is_empty() => {
                 self.search.clear();
                 self.selected = 0;
                 return self.refresh();
             }
-            KeyCode::Char('q') | KeyCode::Esc => self.should_quit = true,
+            KeyCode::Esc => self.set_status(Tone::Info, "q or Ctrl-C quits"),
+            KeyCode::Char('q') => self.should_quit = true,
             KeyCode::Char('?') => self.overlay = Overlay::Help,
             KeyCode::Char('a') => self.overlay = Overlay::AddExpense(ExpenseForm::new(self.today)),
             KeyCode::Char('r') => {
@@ -1493,6 +1496,9 @@ mod tests {
             panic!("Esc clears: {commands:?}")
         };
         assert_eq!(view.q, None);
+        // With nothing left to close, Esc stays on the dashboard.
+        assert!(app.update(key(KeyCode::Esc)).is_empty());
+        assert!(!app.should_quit, "Esc quit the dashboard");
     }
 
     #[test]

@@ -32,7 +32,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("g / Home, G / End", "first / last row"),
     ("L", "log out (forget the stored session)"),
     ("?", "this help"),
-    ("q / Esc", "quit"),
+    ("q / Ctrl-C", "quit"),
+    ("Esc", "close, cancel or clear the search (never quits)"),
     ("In forms", "Tab / Shift-Tab move, Enter saves, Esc cancels"),
     ("Category field", "→ accepts the suggested category"),
 ];
@@ -194,7 +195,7 @@ fn render_login(form: &LoginForm, server: &str, frame: &mut Frame, area: Rect) {
         "Ctrl-R: register instead"
     };
     lines.push(Line::from(Span::styled(
-        format!("Tab: next field · Enter: submit · {toggle} · Esc: quit"),
+        format!("Tab: next field · Enter: submit · {toggle} · Ctrl-C: quit"),
         Style::new().fg(Color::DarkGray),
     )));
     let block = Block::bordered()
