@@ -477,3 +477,27 @@ async fn minor_inputs_are_read_exactly_or_refused() {
     ignored.assert_error(422, "validation_failed");
     assert!(ignored.body["fields"]["id"].is_string(), "{}", ignored.body);
 }
+
+/// One import takes at most a million transactions; past that the file is
+/// refused whole, with the count, and nothing is imported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_over_the_row_cap_is_refused() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let token = app.new_user().await;
+    let rows = finance_server::http::imports::IMPORT_ROWS_MAX + 1;
+    let file = format!("date,amount\n{}", "2026-01-01,-1.00\n".repeat(rows));
+    let refused = app
+        .upload(
+            "/api/imports/csv?dry_run=true",
+            &token,
+            "text/csv",
+            file.into_bytes(),
+        )
+        .await;
+    refused.assert_error(422, "validation_failed");
+    let why = refused.body["fields"]["file"].as_str().unwrap_or("");
+    assert!(
+        why.starts_with(&format!("has {rows} transactions")),
+        "{why}"
+    );
+}

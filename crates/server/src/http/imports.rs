@@ -137,6 +137,9 @@ pub async fn mock(
 
 /// Largest bank file accepted (an export of a few hundred thousand expenses).
 pub const FILE_BODY_LIMIT: usize = 64 * 1024 * 1024;
+/// Transactions one file import takes at most (a 64 MiB file holds about as many).
+pub const IMPORT_ROWS_MAX: usize = 1_000_000;
+
 /// [`FILE_BODY_LIMIT`] as a 413 names it.
 const FILE_LIMIT_TEXT: &str = "64 MiB";
 
@@ -270,6 +273,15 @@ async fn import_file(
     };
     let (transactions, totals) =
         to_bank_transactions(&mut parsed, &import.id_prefix, &default_category);
+    if parsed.transactions.len() > IMPORT_ROWS_MAX {
+        return Err(ApiError::field(
+            "file",
+            format!(
+                "has {} transactions; one import takes at most {IMPORT_ROWS_MAX}: split the file by date",
+                parsed.transactions.len()
+            ),
+        ));
+    }
     if let Some(why) = totals.unreadable(&parsed) {
         return Err(ApiError::field("file", why));
     }

@@ -10,7 +10,7 @@ pub mod extract;
 mod health;
 mod idempotency;
 pub mod import_slots;
-mod imports;
+pub mod imports;
 use crate::telemetry::metrics;
 pub mod openapi;
 
