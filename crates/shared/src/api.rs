@@ -80,7 +80,7 @@ pub struct NewExpense {
             min_length = 1,
             max_length = 64,
             example = "Groceries",
-            pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+            pattern = r"^[^\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*[^\s\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff][^\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*$"
         )
     )]
     pub category: String,
@@ -98,7 +98,7 @@ pub struct NewExpense {
     pub amount: Money,
     /// Defaults to today (UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date, example = "2026-11-24"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date, pattern = r"^(19[0-9]{2}|2[0-9]{3})-[0-9]{2}-[0-9]{2}$", example = "2026-11-24"))]
     pub spent_on: Option<NaiveDate>,
 }
 
@@ -115,7 +115,7 @@ pub struct ExpenseUpdate {
             min_length = 1,
             max_length = 64,
             example = "Groceries",
-            pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+            pattern = r"^[^\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*[^\s\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff][^\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*$"
         )
     )]
     pub category: Option<String>,
@@ -134,7 +134,7 @@ pub struct ExpenseUpdate {
     #[cfg_attr(feature = "openapi", schema(schema_with = crate::money::amount_input_schema))]
     pub amount: Option<Money>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Date, required = false, example = "2026-11-24"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Date, required = false, pattern = r"^(19[0-9]{2}|2[0-9]{3})-[0-9]{2}-[0-9]{2}$", example = "2026-11-24"))]
     pub spent_on: Option<NaiveDate>,
 }
 
@@ -184,7 +184,7 @@ pub struct ListQuery {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "crate::validate::optional_date"
     )]
-    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = Date))]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = Date, pattern = r"^(19[0-9]{2}|2[0-9]{3})-[0-9]{2}-[0-9]{2}$"))]
     pub from: Option<NaiveDate>,
     /// Last day, inclusive.
     #[serde(
@@ -192,7 +192,7 @@ pub struct ListQuery {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "crate::validate::optional_date"
     )]
-    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = Date))]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = Date, pattern = r"^(19[0-9]{2}|2[0-9]{3})-[0-9]{2}-[0-9]{2}$"))]
     pub to: Option<NaiveDate>,
     /// Text found in the description or the category, case-insensitively.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -210,7 +210,7 @@ pub struct SummaryQuery {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "crate::validate::optional_date"
     )]
-    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = Date))]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = Date, pattern = r"^(19[0-9]{2}|2[0-9]{3})-[0-9]{2}-[0-9]{2}$"))]
     pub from: Option<NaiveDate>,
     /// Last day, inclusive.
     #[serde(
@@ -218,7 +218,7 @@ pub struct SummaryQuery {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "crate::validate::optional_date"
     )]
-    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = Date))]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = Date, pattern = r"^(19[0-9]{2}|2[0-9]{3})-[0-9]{2}-[0-9]{2}$"))]
     pub to: Option<NaiveDate>,
 }
 
@@ -328,7 +328,7 @@ pub struct CategoryRename {
             min_length = 1,
             max_length = 64,
             example = "Coffee",
-            pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+            pattern = r"^[^\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*[^\s\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff][^\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*$"
         )
     )]
     pub to: String,
@@ -358,7 +358,7 @@ pub struct TrendQuery {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "crate::validate::optional_date"
     )]
-    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = Date))]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = Date, pattern = r"^(19[0-9]{2}|2[0-9]{3})-[0-9]{2}-[0-9]{2}$"))]
     pub end: Option<NaiveDate>,
 }
 
@@ -417,7 +417,7 @@ pub struct ExportQuery {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "crate::validate::optional_date"
     )]
-    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = Date))]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = Date, pattern = r"^(19[0-9]{2}|2[0-9]{3})-[0-9]{2}-[0-9]{2}$"))]
     pub from: Option<NaiveDate>,
     /// Last day, inclusive.
     #[serde(
@@ -425,7 +425,7 @@ pub struct ExportQuery {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "crate::validate::optional_date"
     )]
-    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = Date))]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = Date, pattern = r"^(19[0-9]{2}|2[0-9]{3})-[0-9]{2}-[0-9]{2}$"))]
     pub to: Option<NaiveDate>,
 }
 
