@@ -47,6 +47,8 @@ pub struct ParsedFile {
     pub errors: Vec<LineError>,
     /// Every line that failed.
     pub errors_total: u64,
+    /// The latest line among `errors`.
+    latest_kept: u64,
 }
 
 impl ParsedFile {
@@ -54,9 +56,10 @@ impl ParsedFile {
     pub fn error(&mut self, line: u64, message: impl Into<String>) {
         self.errors_total += 1;
         // Once the list is full, a later line than all kept ones is only counted.
-        if self.errors.len() >= LINE_ERRORS_MAX && self.errors.iter().all(|e| e.line <= line) {
+        if self.errors.len() >= LINE_ERRORS_MAX && line >= self.latest_kept {
             return;
         }
+        self.latest_kept = self.latest_kept.max(line);
         self.errors.push(LineError {
             line,
             message: message.into(),
@@ -70,6 +73,7 @@ impl ParsedFile {
     fn keep_first_errors(&mut self) {
         self.errors.sort_by_key(|e| e.line);
         self.errors.truncate(LINE_ERRORS_MAX);
+        self.latest_kept = self.errors.last().map_or(0, |e| e.line);
     }
 }
 
