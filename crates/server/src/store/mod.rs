@@ -1,4 +1,4 @@
-//! Storage: one trait, one implementation per database.
+//! Storage: one trait, implemented once over every database (see `sql`).
 
 mod cursor;
 mod group_commit;
@@ -7,6 +7,7 @@ mod postgres;
 pub mod retry;
 mod session_batch;
 mod sessions;
+mod sql;
 mod sqlite;
 
 use std::collections::{BTreeMap, HashSet};
@@ -21,9 +22,6 @@ use finance_shared::{
 use uuid::Uuid;
 
 pub use cursor::Cursor;
-pub use mysql::MySqlStore;
-pub use postgres::PgStore;
-pub use sqlite::SqliteStore;
 
 use crate::bank::BankTransaction;
 
@@ -596,11 +594,11 @@ pub async fn connect(
         anyhow::bail!("DATABASE_READ_URL needs a PostgreSQL DATABASE_URL");
     }
     let store: Arc<dyn Store> = if sqlite {
-        Arc::new(SqliteStore::connect(url, pool).await?)
+        Arc::new(sqlite::connect(url, pool).await?)
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Arc::new(PgStore::connect(url, read_url, pool).await?)
+        Arc::new(postgres::connect(url, read_url, pool).await?)
     } else if mysql {
-        Arc::new(MySqlStore::connect(url, pool).await?)
+        Arc::new(mysql::connect(url, pool).await?)
     } else {
         anyhow::bail!(
             "unsupported DATABASE_URL: expected sqlite:PATH, postgres://... or mysql://... (MariaDB too)"

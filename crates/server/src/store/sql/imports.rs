@@ -1,0 +1,234 @@
+//! Imports: a bank's transactions written batch by batch in one transaction,
+//! each once.
+//!
+//! A transaction is skipped when its provider id is already imported (the
+//! unique key does that), when an imported expense with that id was deleted,
+//! when it was exported from an expense the user still has, or when an older
+//! server imported it under its old id. The last three are looked up by key
+//! before each batch's insert, and only when the user can have any: an
+//! anti-join inside the insert is planned by PostgreSQL as a hash of all the
+//! user's expenses, so every batch cost as much as the whole history.
+
+use std::collections::HashSet;
+
+use chrono::NaiveDate;
+use finance_shared::Expense;
+use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, QueryBuilder, Type};
+use uuid::Uuid;
+
+use crate::bank::{BankTransaction, LEGACY_FINGERPRINTS};
+
+use super::super::{ImportBatches, ImportOutcome, ImportRequest, Rollup, StoreError};
+use super::writes::Conn;
+use super::{Column, Engine, SqlStore, sql};
+
+/// What an import's rows are checked against besides their ids, beyond
+/// what every user needs: each check is an index lookup per row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ImportChecks {
+    /// The user has deleted imported expenses of this source.
+    deleted: bool,
+    /// The user has ids from [`LEGACY_FINGERPRINTS`] under this source,
+    /// imported or deleted, and the import has old ids to look for.
+    legacy: bool,
+}
+
+impl<E: Engine> SqlStore<E>
+where
+    for<'c> &'c mut Conn<E>: Executor<'c, Database = E::DB>,
+    <E::DB as Database>::Arguments: IntoArguments<E::DB>,
+    usize: ColumnIndex<<E::DB as Database>::Row>,
+    E::Time: Column<E::DB>,
+    Uuid: Column<E::DB>,
+    String: Column<E::DB>,
+    Option<String>: Column<E::DB>,
+    i64: Column<E::DB>,
+    Option<i64>: Column<E::DB>,
+    i32: Column<E::DB>,
+    bool: Column<E::DB>,
+    NaiveDate: Column<E::DB>,
+    Vec<u8>: Column<E::DB>,
+    for<'a> &'a str: Encode<'a, E::DB> + Type<E::DB>,
+{
+    /// Writes an import (see [`super::super::Store::import`]).
+    pub(crate) async fn import_in(
+        &self,
+        user_id: Uuid,
+        request: ImportRequest<'_>,
+    ) -> Result<ImportOutcome, StoreError> {
+        let mut tx = self.engine.begin_write().await?;
+        Self::lock_users_first(&mut tx, [user_id]).await?;
+        let checks = Self::import_checks(&mut tx, user_id, &request).await?;
+        let mut batches = ImportBatches::new(&request);
+        while let Some(rows) = batches.next_batch() {
+            let written = Self::insert_imported(&mut tx, user_id, &rows, checks).await?;
+            batches.keep(rows, &written);
+        }
+        let ImportOutcome { imported, skipped } = batches.finish();
+        if request.dry_run {
+            tx.rollback().await?;
+            return Ok(ImportOutcome { imported, skipped });
+        }
+        if !imported.is_empty() {
+            Self::apply_rollup(&mut tx, user_id, &Rollup::of(&imported)).await?;
+        }
+        // The response is only kept (and so only built here) for a key.
+        if request.idempotency.is_some() {
+            let body = (request.body)(&imported, skipped);
+            Self::remember(&mut tx, user_id, request.idempotency, 201, body).await?;
+        }
+        tx.commit().await?;
+        Ok(ImportOutcome { imported, skipped })
+    }
+
+    /// What `source`'s import for the user has to check (a look at the edges
+    /// of two indexes, not a scan: the ids compare as bytes).
+    async fn import_checks(
+        conn: &mut Conn<E>,
+        user_id: Uuid,
+        request: &ImportRequest<'_>,
+    ) -> Result<ImportChecks, sqlx::Error> {
+        let text = sql!(
+            E,
+            format!(
+                "SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM deleted_imports \
+                   WHERE user_id = ? AND source = ?) THEN 1 ELSE 0 END AS {int}), \
+                 CAST(CASE WHEN EXISTS (SELECT 1 FROM expenses \
+                   WHERE user_id = ? AND source = ? AND external_id >= ? AND external_id < ?) \
+                 OR EXISTS (SELECT 1 FROM deleted_imports \
+                   WHERE user_id = ? AND source = ? AND external_id >= ? AND external_id < ?) \
+                 THEN 1 ELSE 0 END AS {int})",
+                int = E::INT64
+            )
+        );
+        let (from, to) = LEGACY_FINGERPRINTS;
+        let mut query = sqlx::query_as::<_, (i64, i64)>(text)
+            .bind(user_id)
+            .bind(request.source);
+        for _ in 0..2 {
+            query = query.bind(user_id).bind(request.source).bind(from).bind(to);
+        }
+        let (deleted, legacy) = query.fetch_one(&mut *conn).await?;
+        Ok(ImportChecks {
+            deleted: deleted != 0,
+            legacy: legacy != 0 && request.looks_for_legacy_ids(),
+        })
+    }
+
+    /// Inserts one batch of an import in one statement, skipping what it
+    /// must (see the module's comment); returns the ids of the rows written.
+    async fn insert_imported(
+        conn: &mut Conn<E>,
+        user_id: Uuid,
+        rows: &[(Expense, &BankTransaction)],
+        checks: ImportChecks,
+    ) -> Result<HashSet<Uuid>, sqlx::Error> {
+        let Some((first, _)) = rows.first() else {
+            return Ok(HashSet::new());
+        };
+        let source = first.source.as_str();
+        let origins: Vec<Uuid> = rows.iter().filter_map(|(_, t)| t.origin).collect();
+        let mut present: HashSet<Uuid> = HashSet::new();
+        if !origins.is_empty() {
+            let mut query = QueryBuilder::<E::DB>::new("SELECT id FROM expenses WHERE user_id = ");
+            query.push_bind(user_id).push(" AND ");
+            E::push_any_id(&mut query, "id", &origins);
+            present.extend(
+                query
+                    .build_query_scalar::<Uuid>()
+                    .fetch_all(&mut *conn)
+                    .await?,
+            );
+        }
+        let legacy = super::super::legacy_ids(rows, checks.legacy);
+        let known = Self::known_ids(conn, user_id, source, rows, checks, &legacy).await?;
+        let rows: Vec<_> = rows
+            .iter()
+            .filter(|(_, t)| t.origin.is_none_or(|o| !present.contains(&o)))
+            .filter(|(_, t)| !checks.deleted || !known.contains(&t.external_id))
+            .filter(|(_, t)| t.legacy_id.as_ref().is_none_or(|l| !known.contains(l)))
+            .collect();
+        if rows.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let mut query = QueryBuilder::<E::DB>::new(
+            "INSERT INTO expenses (id, category, category_key, description, description_key, \
+             amount_minor, spent_on, created_at, source, external_id, user_id) ",
+        );
+        let created_at = first.created_at;
+        query.push_values(&rows, |mut row, (e, t)| {
+            row.push_bind(e.id)
+                .push_bind(&e.category)
+                .push_bind(finance_shared::validate::category_key(&e.category))
+                .push_bind(&e.description)
+                .push_bind(e.description.as_deref().map(super::super::search_key))
+                .push_bind(e.amount.minor())
+                .push_bind(e.spent_on)
+                .push_bind(E::time(created_at))
+                .push_bind(source)
+                .push_bind(&t.external_id)
+                .push_bind(user_id);
+        });
+        query.push(E::ignore_duplicates("user_id, source, external_id", "id"));
+        if E::RETURNING {
+            query.push(" RETURNING id");
+            let ids: Vec<Uuid> = query.build_query_scalar().fetch_all(&mut *conn).await?;
+            return Ok(ids.into_iter().collect());
+        }
+        // Counted rather than returned: on SQLite, returned rows come back
+        // from the connection's thread one message (and one wake-up) apiece.
+        // A batch is usually written whole or not at all.
+        let written = E::rows_affected(&query.build().execute(&mut *conn).await?);
+        if written == rows.len() as u64 {
+            return Ok(rows.iter().map(|(e, _)| e.id).collect());
+        }
+        if written == 0 {
+            return Ok(HashSet::new());
+        }
+        // The batch's ids are new: those there now are the ones it wrote.
+        let ids: Vec<Uuid> = rows.iter().map(|(e, _)| e.id).collect();
+        let mut query = QueryBuilder::<E::DB>::new("SELECT id FROM expenses WHERE ");
+        E::push_any_id(&mut query, "id", &ids);
+        let ids: Vec<Uuid> = query.build_query_scalar().fetch_all(&mut *conn).await?;
+        Ok(ids.into_iter().collect())
+    }
+
+    /// The provider ids among a batch's (when the user has deleted imports)
+    /// and its old ids that are imported or deleted already.
+    async fn known_ids(
+        conn: &mut Conn<E>,
+        user_id: Uuid,
+        source: &str,
+        rows: &[(Expense, &BankTransaction)],
+        checks: ImportChecks,
+        legacy: &[&str],
+    ) -> Result<HashSet<String>, sqlx::Error> {
+        let mut deleted: Vec<&str> = legacy.to_vec();
+        if checks.deleted {
+            deleted.extend(rows.iter().map(|(_, t)| t.external_id.as_str()));
+        }
+        if deleted.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let mut query =
+            QueryBuilder::<E::DB>::new("SELECT external_id FROM deleted_imports WHERE user_id = ");
+        query
+            .push_bind(user_id)
+            .push(" AND source = ")
+            .push_bind(source)
+            .push(" AND ");
+        E::push_any_text(&mut query, "external_id", &deleted);
+        // Old ids count as imported when an expense still has one.
+        if !legacy.is_empty() {
+            query
+                .push(" UNION ALL SELECT external_id FROM expenses WHERE user_id = ")
+                .push_bind(user_id)
+                .push(" AND source = ")
+                .push_bind(source)
+                .push(" AND ");
+            E::push_any_text(&mut query, "external_id", legacy);
+        }
+        let known: Vec<String> = query.build_query_scalar().fetch_all(&mut *conn).await?;
+        Ok(known.into_iter().collect())
+    }
+}

@@ -1,0 +1,311 @@
+//! The pieces every write is made of: rollups, remembered responses, row
+//! locks, and the group-commit writer of new expenses.
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use finance_shared::Expense;
+use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, QueryBuilder, Type};
+use uuid::Uuid;
+
+use super::super::group_commit::{BatchWriter, NewExpense, by_user};
+use super::super::{IDEMPOTENCY_WINDOW_SECS, IdempotencyKey, ROLLUP_BATCH, Rollup, StoreError};
+use super::{Column, Engine, ExpenseRow, SqlStore, expense_from_row, sql};
+
+pub(crate) type Conn<E> = <<E as Engine>::DB as Database>::Connection;
+
+impl<E: Engine> SqlStore<E>
+where
+    for<'c> &'c mut Conn<E>: Executor<'c, Database = E::DB>,
+    <E::DB as Database>::Arguments: IntoArguments<E::DB>,
+    usize: ColumnIndex<<E::DB as Database>::Row>,
+    E::Time: Column<E::DB>,
+    Uuid: Column<E::DB>,
+    String: Column<E::DB>,
+    Option<String>: Column<E::DB>,
+    i64: Column<E::DB>,
+    Option<i64>: Column<E::DB>,
+    i32: Column<E::DB>,
+    bool: Column<E::DB>,
+    NaiveDate: Column<E::DB>,
+    Vec<u8>: Column<E::DB>,
+    for<'a> &'a str: Encode<'a, E::DB> + Type<E::DB>,
+{
+    /// Inserts new expenses, of any users, in one statement.
+    pub(crate) async fn insert_expenses(
+        conn: &mut Conn<E>,
+        batch: &[NewExpense],
+    ) -> Result<(), sqlx::Error> {
+        let mut query = QueryBuilder::<E::DB>::new(
+            "INSERT INTO expenses (id, category, category_key, description, description_key, \
+             amount_minor, spent_on, created_at, source, user_id) ",
+        );
+        query.push_values(batch, |mut row, n| {
+            let e = &n.expense;
+            row.push_bind(e.id)
+                .push_bind(&e.category)
+                .push_bind(finance_shared::validate::category_key(&e.category))
+                .push_bind(&e.description)
+                .push_bind(e.description.as_deref().map(super::super::search_key))
+                .push_bind(e.amount.minor())
+                .push_bind(e.spent_on)
+                .push_bind(E::time(e.created_at))
+                .push_bind(&e.source)
+                .push_bind(n.user_id);
+        });
+        query.build().execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Locks the users' rows, in id order, for the rest of the transaction
+    /// (nothing where writes are serialised anyway).
+    pub(crate) async fn lock_users(
+        conn: &mut Conn<E>,
+        users: impl IntoIterator<Item = Uuid>,
+    ) -> Result<(), sqlx::Error> {
+        let mut users: Vec<Uuid> = users.into_iter().collect();
+        users.sort_unstable();
+        users.dedup();
+        if users.is_empty() || E::FOR_UPDATE.is_empty() {
+            return Ok(());
+        }
+        let mut query = QueryBuilder::<E::DB>::new("SELECT id FROM users WHERE ");
+        E::push_any_id(&mut query, "id", &users);
+        query.push(" ORDER BY id").push(E::FOR_UPDATE);
+        query.build().execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Locks the users' rows first, on the engines whose every write does.
+    pub(crate) async fn lock_users_first(
+        conn: &mut Conn<E>,
+        users: impl IntoIterator<Item = Uuid>,
+    ) -> Result<(), sqlx::Error> {
+        match E::LOCKS_USERS_FIRST {
+            true => Self::lock_users(conn, users).await,
+            false => Ok(()),
+        }
+    }
+
+    /// One of the user's expenses with its provider id, read (and locked) inside
+    /// a write transaction.
+    pub(crate) async fn expense_in(
+        conn: &mut Conn<E>,
+        user_id: Uuid,
+        id: Uuid,
+    ) -> Result<Option<(Expense, Option<String>)>, sqlx::Error> {
+        type Row<T> = (
+            Uuid,
+            String,
+            Option<String>,
+            i64,
+            NaiveDate,
+            T,
+            String,
+            Option<String>,
+        );
+        let text = sql!(
+            E,
+            format!(
+                "SELECT {}, external_id FROM expenses WHERE id = ? AND user_id = ?{}",
+                super::super::expense_columns!(),
+                E::FOR_UPDATE
+            )
+        );
+        let row: Option<Row<E::Time>> = sqlx::query_as(text)
+            .bind(id)
+            .bind(user_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        row.map(
+            |(id, category, description, amount, spent_on, created, source, external)| {
+                let row: ExpenseRow<E::Time> =
+                    (id, category, description, amount, spent_on, created, source);
+                Ok((expense_from_row::<E>(row)?, external))
+            },
+        )
+        .transpose()
+    }
+
+    /// Adds a rollup to `categories`, `daily_totals` and `monthly_totals`, and
+    /// bumps the user's data version.
+    pub(crate) async fn apply_rollup(
+        conn: &mut Conn<E>,
+        user_id: Uuid,
+        rollup: &Rollup,
+    ) -> Result<(), sqlx::Error> {
+        let names: Vec<_> = rollup.names.iter().collect();
+        for chunk in names.chunks(ROLLUP_BATCH) {
+            let mut query =
+                QueryBuilder::<E::DB>::new("INSERT INTO categories (user_id, category_key, name) ");
+            query.push_values(chunk, |mut row, (key, name)| {
+                row.push_bind(user_id).push_bind(*key).push_bind(*name);
+            });
+            query.push(E::ignore_duplicates("user_id, category_key", "name"));
+            query.build().execute(&mut *conn).await?;
+        }
+        for (totals, table, period) in [
+            (&rollup.days, "daily_totals", "spent_on"),
+            (&rollup.months, "monthly_totals", "month"),
+        ] {
+            let rows: Vec<_> = totals.iter().collect();
+            for chunk in rows.chunks(ROLLUP_BATCH) {
+                let mut query = QueryBuilder::<E::DB>::new(format!(
+                    "INSERT INTO {table} (user_id, {period}, category_key, total_minor, count) "
+                ));
+                query.push_values(chunk, |mut row, ((day, key), (total, count))| {
+                    row.push_bind(user_id)
+                        .push_bind(*day)
+                        .push_bind(key)
+                        .push_bind(*total)
+                        .push_bind(*count);
+                });
+                query.push(E::upsert_add(
+                    table,
+                    &format!("user_id, {period}, category_key"),
+                    &["total_minor", "count"],
+                ));
+                query.build().execute(&mut *conn).await?;
+            }
+        }
+        let drop_day = sql!(
+            E,
+            "DELETE FROM daily_totals \
+             WHERE user_id = ? AND spent_on = ? AND category_key = ? AND count = 0"
+        );
+        let drop_month = sql!(
+            E,
+            "DELETE FROM monthly_totals \
+             WHERE user_id = ? AND month = ? AND category_key = ? AND count = 0"
+        );
+        for (text, (period, key)) in rollup
+            .shrunk()
+            .map(|k| (drop_day, k))
+            .chain(rollup.shrunk_months().map(|k| (drop_month, k)))
+        {
+            sqlx::query(text)
+                .bind(user_id)
+                .bind(*period)
+                .bind(key)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Self::bump_version(conn, user_id).await
+    }
+
+    /// Moves the user to a new data version (see the summary cache).
+    pub(crate) async fn bump_version(conn: &mut Conn<E>, user_id: Uuid) -> Result<(), sqlx::Error> {
+        let text = sql!(
+            E,
+            "UPDATE users SET data_version = data_version + 1 WHERE id = ?"
+        );
+        sqlx::query(text).bind(user_id).execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Remembers the response to a request with an idempotency key (and forgets
+    /// the user's keys older than the window).
+    pub(crate) async fn remember(
+        conn: &mut Conn<E>,
+        user_id: Uuid,
+        idempotency: Option<&IdempotencyKey>,
+        status: u16,
+        body: String,
+    ) -> Result<(), sqlx::Error> {
+        let Some(idempotency) = idempotency else {
+            return Ok(());
+        };
+        let now = chrono::Utc::now().timestamp();
+        let forget = sql!(
+            E,
+            "DELETE FROM idempotency_keys WHERE user_id = ? AND created_at < ?"
+        );
+        sqlx::query(forget)
+            .bind(user_id)
+            .bind(now - IDEMPOTENCY_WINDOW_SECS)
+            .execute(&mut *conn)
+            .await?;
+        let keep = sql!(
+            E,
+            format!(
+                "INSERT INTO idempotency_keys (user_id, {}, request_hash, status, body, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+                E::KEY
+            )
+        );
+        sqlx::query(keep)
+            .bind(user_id)
+            .bind(&idempotency.key)
+            .bind(&idempotency.request_hash)
+            .bind(i32::from(status))
+            .bind(body)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Writes batches of new expenses (see `group_commit`).
+pub(crate) struct ExpenseWriter<E: Engine>(pub Arc<E>);
+
+impl<E: Engine> ExpenseWriter<E>
+where
+    for<'c> &'c mut Conn<E>: Executor<'c, Database = E::DB>,
+    <E::DB as Database>::Arguments: IntoArguments<E::DB>,
+    usize: ColumnIndex<<E::DB as Database>::Row>,
+    E::Time: Column<E::DB>,
+    Uuid: Column<E::DB>,
+    String: Column<E::DB>,
+    Option<String>: Column<E::DB>,
+    i64: Column<E::DB>,
+    Option<i64>: Column<E::DB>,
+    i32: Column<E::DB>,
+    bool: Column<E::DB>,
+    NaiveDate: Column<E::DB>,
+    Vec<u8>: Column<E::DB>,
+    for<'a> &'a str: Encode<'a, E::DB> + Type<E::DB>,
+{
+    async fn write_all(&self, batch: &[NewExpense]) -> Result<(), StoreError> {
+        let mut tx = self.0.begin_write().await?;
+        SqlStore::<E>::lock_users_first(&mut tx, batch.iter().map(|n| n.user_id)).await?;
+        SqlStore::<E>::insert_expenses(&mut tx, batch).await?;
+        for (user_id, expenses) in by_user(batch) {
+            SqlStore::<E>::apply_rollup(&mut tx, user_id, &Rollup::of(expenses)).await?;
+        }
+        // A response is only kept (and so only built) for a key.
+        for n in batch.iter().filter(|n| n.idempotency.is_some()) {
+            let body = n.response_body();
+            SqlStore::<E>::remember(&mut tx, n.user_id, n.idempotency.as_ref(), 201, body).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl<E: Engine> BatchWriter for ExpenseWriter<E>
+where
+    for<'c> &'c mut Conn<E>: Executor<'c, Database = E::DB>,
+    <E::DB as Database>::Arguments: IntoArguments<E::DB>,
+    usize: ColumnIndex<<E::DB as Database>::Row>,
+    E::Time: Column<E::DB>,
+    Uuid: Column<E::DB>,
+    String: Column<E::DB>,
+    Option<String>: Column<E::DB>,
+    i64: Column<E::DB>,
+    Option<i64>: Column<E::DB>,
+    i32: Column<E::DB>,
+    bool: Column<E::DB>,
+    NaiveDate: Column<E::DB>,
+    Vec<u8>: Column<E::DB>,
+    for<'a> &'a str: Encode<'a, E::DB> + Type<E::DB>,
+{
+    async fn write(&self, batch: &[NewExpense]) -> Result<(), StoreError> {
+        let result = self.write_all(batch).await;
+        // Committed or not, the users' held token state may be behind.
+        for n in batch {
+            self.0.wrote(n.user_id);
+        }
+        result
+    }
+}
