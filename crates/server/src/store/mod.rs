@@ -604,7 +604,7 @@ pub async fn connect(
             "unsupported DATABASE_URL: expected sqlite:PATH, postgres://... or mysql://... (MariaDB too)"
         )
     };
-    Ok(Arc::new(retry::Retrying(store)))
+    Ok(store)
 }
 
 /// The current time at the database's precision (microseconds).

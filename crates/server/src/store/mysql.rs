@@ -108,14 +108,6 @@ impl Engine for MySqlEngine {
         )
     }
 
-    fn time(t: DateTime<Utc>) -> DateTime<Utc> {
-        t
-    }
-
-    fn from_time(t: DateTime<Utc>) -> Result<DateTime<Utc>, sqlx::Error> {
-        Ok(t)
-    }
-
     fn rows_affected(result: &MySqlQueryResult) -> u64 {
         result.rows_affected()
     }

@@ -10,7 +10,7 @@ use sqlx::{Connection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::session_batch::{SessionBatches, SessionKey, SessionLookup};
-use super::sql::{Engine, SqlStore, on_conflict};
+use super::sql::{Engine, SqlStore};
 use super::{PoolSettings, SessionState, StoreError};
 
 /// The PostgreSQL store.
@@ -265,28 +265,8 @@ impl Engine for PgEngine {
         self.sessions.get(user_id, jti).await
     }
 
-    fn time(t: DateTime<Utc>) -> DateTime<Utc> {
-        t
-    }
-
-    fn from_time(t: DateTime<Utc>) -> Result<DateTime<Utc>, sqlx::Error> {
-        Ok(t)
-    }
-
     fn rows_affected(result: &PgQueryResult) -> u64 {
         result.rows_affected()
-    }
-
-    fn upsert_add(table: &str, keys: &str, columns: &[&str]) -> String {
-        on_conflict::add(table, keys, columns)
-    }
-
-    fn ignore_duplicates(keys: &str, _column: &str) -> String {
-        on_conflict::ignore(keys)
-    }
-
-    fn upsert_replace(keys: &str, column: &str) -> String {
-        on_conflict::replace(keys, column)
     }
 
     fn month_of(column: &str) -> String {

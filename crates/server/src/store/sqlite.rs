@@ -8,7 +8,6 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteQueryResult, SqliteSynchronous,
@@ -17,7 +16,7 @@ use sqlx::{ConnectOptions, QueryBuilder, Sqlite, Transaction};
 use uuid::Uuid;
 
 use super::sessions::{Sessions, UserState, WriteGuard};
-use super::sql::{Engine, SqlStore, on_conflict, push_in};
+use super::sql::{Engine, SqlStore, push_in};
 use super::{PoolSettings, PoolStats, SessionState, StoreError};
 
 /// The page size of a new database file: 8 KiB instead of SQLite's 4 KiB
@@ -202,28 +201,8 @@ impl Engine for SqliteEngine {
         self.sessions.forget(user_id);
     }
 
-    fn time(t: DateTime<Utc>) -> i64 {
-        t.timestamp_micros()
-    }
-
-    fn from_time(micros: i64) -> Result<DateTime<Utc>, sqlx::Error> {
-        super::sql::micros_to_time(micros)
-    }
-
     fn rows_affected(result: &SqliteQueryResult) -> u64 {
         result.rows_affected()
-    }
-
-    fn upsert_add(table: &str, keys: &str, columns: &[&str]) -> String {
-        on_conflict::add(table, keys, columns)
-    }
-
-    fn ignore_duplicates(keys: &str, _column: &str) -> String {
-        on_conflict::ignore(keys)
-    }
-
-    fn upsert_replace(keys: &str, column: &str) -> String {
-        on_conflict::replace(keys, column)
     }
 
     fn month_of(column: &str) -> String {

@@ -44,7 +44,7 @@ pub(crate) trait Engine: Send + Sync + Sized + 'static {
     type DB: Database;
     /// How `users.created_at`, `expenses.created_at` and
     /// `deleted_imports.deleted_at` are stored (SQLite: microseconds).
-    type Time: Send + Sync + Unpin + 'static;
+    type Time: Stamp;
 
     /// `"sqlite"`, `"postgres"` or `"mysql"`.
     const NAME: &'static str;
@@ -125,18 +125,30 @@ pub(crate) trait Engine: Send + Sync + Sized + 'static {
     /// A write of the user's ended (a group commit's batch).
     fn wrote(&self, _user_id: Uuid) {}
 
-    fn time(t: DateTime<Utc>) -> Self::Time;
-    fn from_time(t: Self::Time) -> Result<DateTime<Utc>, sqlx::Error>;
+    fn time(t: DateTime<Utc>) -> Self::Time {
+        Self::Time::of(t)
+    }
     fn rows_affected(result: &<Self::DB as Database>::QueryResult) -> u64;
 
     /// The end of an insert into `table` that adds `columns` to the row
-    /// with the same `keys` when there is one.
-    fn upsert_add(table: &str, keys: &str, columns: &[&str]) -> String;
+    /// with the same `keys` when there is one (`ON CONFLICT` by default, as
+    /// SQLite and PostgreSQL spell it).
+    fn upsert_add(table: &str, keys: &str, columns: &[&str]) -> String {
+        let sets: Vec<String> = columns
+            .iter()
+            .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
+            .collect();
+        format!(" ON CONFLICT ({keys}) DO UPDATE SET {}", sets.join(", "))
+    }
     /// The end of an insert that keeps the row with the same `keys`
     /// (`column` is any of its columns).
-    fn ignore_duplicates(keys: &str, column: &str) -> String;
+    fn ignore_duplicates(keys: &str, _column: &str) -> String {
+        format!(" ON CONFLICT ({keys}) DO NOTHING")
+    }
     /// The end of an insert that sets `column` of the row with the same `keys`.
-    fn upsert_replace(keys: &str, column: &str) -> String;
+    fn upsert_replace(keys: &str, column: &str) -> String {
+        format!(" ON CONFLICT ({keys}) DO UPDATE SET {column} = excluded.{column}")
+    }
     /// `YYYY-MM` of a date column.
     fn month_of(column: &str) -> String;
 
@@ -229,7 +241,7 @@ pub(crate) fn expense_from_row<E: Engine>(
         description,
         amount: Money::from_minor(amount),
         spent_on,
-        created_at: E::from_time(created_at)?,
+        created_at: created_at.time()?,
         source,
     })
 }
@@ -241,38 +253,39 @@ pub(crate) fn credentials_from_row<E: Engine>(
         user: User {
             id,
             email,
-            created_at: E::from_time(created_at)?,
+            created_at: created_at.time()?,
         },
         password_hash,
         token_generation,
     })
 }
 
-/// Microseconds since the epoch as a time, for engines that store those.
-pub(crate) fn micros_to_time(micros: i64) -> Result<DateTime<Utc>, sqlx::Error> {
-    DateTime::from_timestamp_micros(micros)
-        .ok_or_else(|| sqlx::Error::Decode(format!("timestamp out of range: {micros}").into()))
+/// A point in time as a column holds it.
+pub(crate) trait Stamp: Send + Sync + Unpin + Sized + 'static {
+    fn of(t: DateTime<Utc>) -> Self;
+    fn time(self) -> Result<DateTime<Utc>, sqlx::Error>;
 }
 
-/// The upsert spellings of SQLite and PostgreSQL (`ON CONFLICT`).
-pub(crate) mod on_conflict {
-    /// Adds `columns` to the row with the same `keys`.
-    pub fn add(table: &str, keys: &str, columns: &[&str]) -> String {
-        let sets: Vec<String> = columns
-            .iter()
-            .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
-            .collect();
-        format!(" ON CONFLICT ({keys}) DO UPDATE SET {}", sets.join(", "))
+/// A timestamp column.
+impl Stamp for DateTime<Utc> {
+    fn of(t: DateTime<Utc>) -> Self {
+        t
     }
 
-    /// Keeps the row with the same `keys`.
-    pub fn ignore(keys: &str) -> String {
-        format!(" ON CONFLICT ({keys}) DO NOTHING")
+    fn time(self) -> Result<DateTime<Utc>, sqlx::Error> {
+        Ok(self)
+    }
+}
+
+/// Microseconds since the epoch in an integer column (SQLite).
+impl Stamp for i64 {
+    fn of(t: DateTime<Utc>) -> Self {
+        t.timestamp_micros()
     }
 
-    /// Sets `column` of the row with the same `keys`.
-    pub fn replace(keys: &str, column: &str) -> String {
-        format!(" ON CONFLICT ({keys}) DO UPDATE SET {column} = excluded.{column}")
+    fn time(self) -> Result<DateTime<Utc>, sqlx::Error> {
+        DateTime::from_timestamp_micros(self)
+            .ok_or_else(|| sqlx::Error::Decode(format!("timestamp out of range: {self}").into()))
     }
 }
 

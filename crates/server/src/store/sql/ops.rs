@@ -1,254 +1,21 @@
 //! [`Store`] over any [`Engine`].
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use finance_shared::{CategoryInfo, Expense, Summary, User};
 use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, QueryBuilder, Type};
 use uuid::Uuid;
 
-use super::super::group_commit::{GroupCommit, NewExpense};
+use super::super::group_commit::NewExpense;
+use super::super::retry::retry_contended;
 use super::super::{
     ExpenseInput, ExpensePatch, IDEMPOTENCY_WINDOW_SECS, IdempotencyKey, ImportOutcome,
-    ImportRequest, JobEnd, JobRecord, JobRow, ListFilter, NewJob, PoolStats, Rollup, SessionState,
-    Store, StoreError, StoredResponse, SummarySpans, UserCredentials, category_info,
-    expense_columns, job_columns, job_from_row, now_micros, summary_from_rows,
+    ImportRequest, JobEnd, JobRecord, JobRow, ListFilter, NewJob, PoolStats, SessionState, Store,
+    StoreError, StoredResponse, SummarySpans, UserCredentials, category_info, expense_columns,
+    job_columns, job_from_row, now_micros, summary_from_rows,
 };
-use super::writes::{Conn, ExpenseWriter};
-use super::{Column, CredentialsRow, Engine, ExpenseRow, SqlStore, expense_from_row, sql};
-
-impl<E: Engine> SqlStore<E>
-where
-    for<'c> &'c mut Conn<E>: Executor<'c, Database = E::DB>,
-    <E::DB as Database>::Arguments: IntoArguments<E::DB>,
-    usize: ColumnIndex<<E::DB as Database>::Row>,
-    E::Time: Column<E::DB>,
-    Uuid: Column<E::DB>,
-    String: Column<E::DB>,
-    Option<String>: Column<E::DB>,
-    i64: Column<E::DB>,
-    Option<i64>: Column<E::DB>,
-    i32: Column<E::DB>,
-    bool: Column<E::DB>,
-    NaiveDate: Column<E::DB>,
-    Vec<u8>: Column<E::DB>,
-    for<'a> &'a str: Encode<'a, E::DB> + Type<E::DB>,
-{
-    /// The store over a connected engine, with its group-commit writer.
-    pub(crate) fn new(engine: E) -> Self {
-        let engine = Arc::new(engine);
-        SqlStore {
-            new_expenses: GroupCommit::start(ExpenseWriter(Arc::clone(&engine))),
-            engine,
-        }
-    }
-
-    #[cfg(test)]
-    pub(crate) fn engine(&self) -> &E {
-        &self.engine
-    }
-
-    /// Runs a write of the user's inside the engine's write guard.
-    async fn write<T>(
-        &self,
-        user_id: Uuid,
-        write: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        let guard = self.engine.write_guard(user_id);
-        let result = write.await;
-        if let Some(guard) = guard {
-            guard.end();
-        }
-        result
-    }
-
-    async fn credentials(
-        &self,
-        text: &'static str,
-        key: impl Column<E::DB> + 'static,
-    ) -> Result<Option<UserCredentials>, StoreError> {
-        let mut conn = self.engine.read_pool().acquire().await?;
-        let row: Option<CredentialsRow<E::Time>> = sqlx::query_as(text)
-            .bind(key)
-            .fetch_optional(&mut *conn)
-            .await?;
-        Ok(row.map(super::credentials_from_row::<E>).transpose()?)
-    }
-
-    async fn update_in(
-        &self,
-        user_id: Uuid,
-        id: Uuid,
-        patch: &ExpensePatch,
-    ) -> Result<Option<Expense>, StoreError> {
-        let mut tx = self.engine.begin_write().await?;
-        Self::lock_users_first(&mut tx, [user_id]).await?;
-        let Some((old, _)) = Self::expense_in(&mut tx, user_id, id).await? else {
-            return Ok(None);
-        };
-        let new = patch.apply(&old);
-        let text = sql!(
-            E,
-            "UPDATE expenses SET category = ?, category_key = ?, description = ?, \
-             description_key = ?, amount_minor = ?, spent_on = ? WHERE id = ? AND user_id = ?"
-        );
-        sqlx::query(text)
-            .bind(&new.category)
-            .bind(finance_shared::validate::category_key(&new.category))
-            .bind(&new.description)
-            .bind(new.description.as_deref().map(super::super::search_key))
-            .bind(new.amount.minor())
-            .bind(new.spent_on)
-            .bind(id)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        Self::apply_rollup(&mut tx, user_id, &Rollup::change(Some(&old), Some(&new))).await?;
-        tx.commit().await?;
-        Ok(Some(new))
-    }
-
-    async fn delete_in(&self, user_id: Uuid, id: Uuid) -> Result<bool, StoreError> {
-        let mut tx = self.engine.begin_write().await?;
-        Self::lock_users_first(&mut tx, [user_id]).await?;
-        let Some((old, external_id)) = Self::expense_in(&mut tx, user_id, id).await? else {
-            return Ok(false);
-        };
-        let text = sql!(E, "DELETE FROM expenses WHERE id = ? AND user_id = ?");
-        sqlx::query(text)
-            .bind(id)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        if let Some(external_id) = external_id {
-            let text = sql!(
-                E,
-                format!(
-                    "INSERT INTO deleted_imports (user_id, source, external_id, deleted_at) \
-                     VALUES (?, ?, ?, ?){}",
-                    E::ignore_duplicates("user_id, source, external_id", "deleted_at")
-                )
-            );
-            sqlx::query(text)
-                .bind(user_id)
-                .bind(&old.source)
-                .bind(external_id)
-                .bind(E::time(now_micros()))
-                .execute(&mut *tx)
-                .await?;
-        }
-        Self::apply_rollup(&mut tx, user_id, &Rollup::change(Some(&old), None)).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn rename_in(
-        &self,
-        user_id: Uuid,
-        from: &str,
-        to: &str,
-    ) -> Result<Option<u64>, StoreError> {
-        let from_key = finance_shared::validate::category_key(from);
-        let to_key = finance_shared::validate::category_key(to);
-        let mut tx = self.engine.begin_write().await?;
-        // Serialises with other writes of this user, which bump the same row.
-        Self::lock_users(&mut tx, [user_id]).await?;
-        let text = sql!(
-            E,
-            "UPDATE expenses SET category = ?, category_key = ? \
-             WHERE user_id = ? AND category_key = ?"
-        );
-        let moved = sqlx::query(text)
-            .bind(to)
-            .bind(&to_key)
-            .bind(user_id)
-            .bind(&from_key)
-            .execute(&mut *tx)
-            .await?;
-        let moved = E::rows_affected(&moved);
-        if moved == 0 {
-            return Ok(None);
-        }
-        if from_key != to_key {
-            let merges = [
-                sql!(E, merge_totals::<E>("daily_totals", "spent_on")),
-                sql!(E, merge_totals::<E>("monthly_totals", "month")),
-            ];
-            let clears = [
-                sql!(
-                    E,
-                    "DELETE FROM daily_totals WHERE user_id = ? AND category_key = ?"
-                ),
-                sql!(
-                    E,
-                    "DELETE FROM monthly_totals WHERE user_id = ? AND category_key = ?"
-                ),
-                sql!(
-                    E,
-                    "DELETE FROM categories WHERE user_id = ? AND category_key = ?"
-                ),
-            ];
-            for merge in merges {
-                sqlx::query(merge)
-                    .bind(&to_key)
-                    .bind(user_id)
-                    .bind(&from_key)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            for clear in clears {
-                sqlx::query(clear)
-                    .bind(user_id)
-                    .bind(&from_key)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        let text = sql!(
-            E,
-            format!(
-                "INSERT INTO categories (user_id, category_key, name) VALUES (?, ?, ?){}",
-                E::upsert_replace("user_id, category_key", "name")
-            )
-        );
-        sqlx::query(text)
-            .bind(user_id)
-            .bind(&to_key)
-            .bind(to)
-            .execute(&mut *tx)
-            .await?;
-        Self::bump_version(&mut tx, user_id).await?;
-        tx.commit().await?;
-        Ok(Some(moved))
-    }
-
-    /// Runs one statement in a write transaction of its own; rows changed.
-    async fn write_one<'q>(
-        &self,
-        query: sqlx::query::Query<'q, E::DB, <E::DB as Database>::Arguments>,
-    ) -> Result<u64, StoreError> {
-        let mut tx = self.engine.begin_write().await?;
-        let result = query.execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(E::rows_affected(&result))
-    }
-}
-
-/// The statement that adds a category's rows of `table` to another's
-/// (binds: the new key, the user, the old key).
-fn merge_totals<E: Engine>(table: &str, period: &str) -> String {
-    format!(
-        "INSERT INTO {table} (user_id, {period}, category_key, total_minor, count) \
-         SELECT src.user_id, src.{period}, ?, src.total_minor, src.count FROM {table} src \
-         WHERE src.user_id = ? AND src.category_key = ?{}",
-        E::upsert_add(
-            table,
-            &format!("user_id, {period}, category_key"),
-            &["total_minor", "count"]
-        )
-    )
-}
+use super::writes::Conn;
+use super::{Column, Engine, ExpenseRow, SqlStore, expense_from_row, sql};
 
 #[async_trait]
 impl<E: Engine> Store for SqlStore<E>
@@ -296,12 +63,14 @@ where
             E,
             "INSERT INTO users (id, email, password_hash, created_at) VALUES (?, ?, ?, ?)"
         );
-        let insert = sqlx::query(text)
-            .bind(user.id)
-            .bind(user.email.clone())
-            .bind(password_hash.to_owned())
-            .bind(E::time(user.created_at));
-        self.write_one(insert).await?;
+        self.write_one(|| {
+            sqlx::query(text)
+                .bind(user.id)
+                .bind(user.email.clone())
+                .bind(password_hash.to_owned())
+                .bind(E::time(user.created_at))
+        })
+        .await?;
         Ok(user)
     }
 
@@ -345,32 +114,35 @@ where
     ) -> Result<(), StoreError> {
         // Refused before the commit: a logout cut short still holds.
         self.engine.revoking(jti, expires_at);
-        let mut tx = self.engine.begin_write().await?;
-        let text = sql!(
-            E,
-            format!(
-                "INSERT INTO revoked_tokens (jti, user_id, expires_at) VALUES (?, ?, ?){}",
-                E::ignore_duplicates("jti", "jti")
-            )
-        );
-        sqlx::query(text)
-            .bind(jti)
-            .bind(user_id)
-            .bind(expires_at)
-            .execute(&mut *tx)
-            .await?;
-        // Expired tokens are refused anyway: their revocations can go.
-        let text = sql!(E, "DELETE FROM revoked_tokens WHERE expires_at < ?");
-        sqlx::query(text)
-            .bind(chrono::Utc::now().timestamp())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        retry_contended(|| async {
+            let mut tx = self.engine.begin_write().await?;
+            let text = sql!(
+                E,
+                format!(
+                    "INSERT INTO revoked_tokens (jti, user_id, expires_at) VALUES (?, ?, ?){}",
+                    E::ignore_duplicates("jti", "jti")
+                )
+            );
+            sqlx::query(text)
+                .bind(jti)
+                .bind(user_id)
+                .bind(expires_at)
+                .execute(&mut *tx)
+                .await?;
+            // Expired tokens are refused anyway: their revocations can go.
+            let text = sql!(E, "DELETE FROM revoked_tokens WHERE expires_at < ?");
+            sqlx::query(text)
+                .bind(chrono::Utc::now().timestamp())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn change_password(&self, user_id: Uuid, password_hash: &str) -> Result<i64, StoreError> {
-        self.write(user_id, async {
+        self.write(user_id, || async {
             let mut tx = self.engine.begin_write().await?;
             let text = sql!(
                 E,
@@ -573,7 +345,8 @@ where
         user_id: Uuid,
         request: ImportRequest<'_>,
     ) -> Result<ImportOutcome, StoreError> {
-        self.write(user_id, self.import_in(user_id, request)).await
+        self.write(user_id, || self.import_in(user_id, request))
+            .await
     }
 
     async fn update_expense(
@@ -582,12 +355,12 @@ where
         id: Uuid,
         patch: &ExpensePatch,
     ) -> Result<Option<Expense>, StoreError> {
-        self.write(user_id, self.update_in(user_id, id, patch))
+        self.write(user_id, || self.update_in(user_id, id, patch))
             .await
     }
 
     async fn delete_expense(&self, user_id: Uuid, id: Uuid) -> Result<bool, StoreError> {
-        self.write(user_id, self.delete_in(user_id, id)).await
+        self.write(user_id, || self.delete_in(user_id, id)).await
     }
 
     async fn categories(
@@ -621,7 +394,8 @@ where
         from: &str,
         to: &str,
     ) -> Result<Option<u64>, StoreError> {
-        self.write(user_id, self.rename_in(user_id, from, to)).await
+        self.write(user_id, || self.rename_in(user_id, from, to))
+            .await
     }
 
     async fn create_job(
@@ -631,26 +405,29 @@ where
         idempotency: Option<&IdempotencyKey>,
         response: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.engine.begin_write().await?;
-        let text = sql!(
-            E,
-            "INSERT INTO import_jobs \
-             (id, user_id, source, status, payload, report, total, created_at) \
-             VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)"
-        );
-        sqlx::query(text)
-            .bind(job.id)
-            .bind(user_id)
-            .bind(&job.source)
-            .bind(&job.payload)
-            .bind(&job.report)
-            .bind(i64::try_from(job.total).unwrap_or(i64::MAX))
-            .bind(job.created_at.timestamp_micros())
-            .execute(&mut *tx)
-            .await?;
-        Self::remember(&mut tx, user_id, idempotency, 202, response.to_owned()).await?;
-        tx.commit().await?;
-        Ok(())
+        retry_contended(|| async {
+            let mut tx = self.engine.begin_write().await?;
+            let text = sql!(
+                E,
+                "INSERT INTO import_jobs \
+                 (id, user_id, source, status, payload, report, total, created_at) \
+                 VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)"
+            );
+            sqlx::query(text)
+                .bind(job.id)
+                .bind(user_id)
+                .bind(&job.source)
+                .bind(&job.payload)
+                .bind(&job.report)
+                .bind(i64::try_from(job.total).unwrap_or(i64::MAX))
+                .bind(job.created_at.timestamp_micros())
+                .execute(&mut *tx)
+                .await?;
+            Self::remember(&mut tx, user_id, idempotency, 202, response.to_owned()).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn job(&self, id: Uuid) -> Result<Option<JobRecord>, StoreError> {
@@ -667,33 +444,36 @@ where
     }
 
     async fn start_job(&self, id: Uuid) -> Result<Option<(JobRecord, Vec<u8>)>, StoreError> {
-        let mut tx = self.engine.begin_write().await?;
-        let text = sql!(
-            E,
-            "UPDATE import_jobs SET status = 'running', attempts = attempts + 1, started_at = ? \
-             WHERE id = ? AND status IN ('queued', 'running') AND payload IS NOT NULL"
-        );
-        let started = sqlx::query(text)
-            .bind(now_micros().timestamp_micros())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        if E::rows_affected(&started) == 0 {
-            return Ok(None);
-        }
-        let text = sql!(
-            E,
-            concat!(
-                "SELECT ",
-                job_columns!(),
-                ", payload FROM import_jobs WHERE id = ?"
-            )
-        );
-        let row = sqlx::query(text).bind(id).fetch_one(&mut *tx).await?;
-        tx.commit().await?;
-        let job: JobRow = sqlx::FromRow::from_row(&row)?;
-        let payload: Vec<u8> = sqlx::Row::try_get(&row, 13)?;
-        Ok(Some((job_from_row(job)?, payload)))
+        retry_contended(|| async {
+let mut tx = self.engine.begin_write().await?;
+            let text = sql!(
+                E,
+                "UPDATE import_jobs SET status = 'running', attempts = attempts + 1, started_at = ? \
+                 WHERE id = ? AND status IN ('queued', 'running') AND payload IS NOT NULL"
+            );
+            let started = sqlx::query(text)
+                .bind(now_micros().timestamp_micros())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            if E::rows_affected(&started) == 0 {
+                return Ok(None);
+            }
+            let text = sql!(
+                E,
+                concat!(
+                    "SELECT ",
+                    job_columns!(),
+                    ", payload FROM import_jobs WHERE id = ?"
+                )
+            );
+            let row = sqlx::query(text).bind(id).fetch_one(&mut *tx).await?;
+            tx.commit().await?;
+            let job: JobRow = sqlx::FromRow::from_row(&row)?;
+            let payload: Vec<u8> = sqlx::Row::try_get(&row, 13)?;
+            Ok(Some((job_from_row(job)?, payload)))
+        })
+        .await
     }
 
     async fn finish_job(&self, id: Uuid, end: &JobEnd) -> Result<bool, StoreError> {
@@ -703,19 +483,22 @@ where
             "UPDATE import_jobs SET status = ?, imported = ?, skipped = ?, error = ?, \
              finished_at = ?, payload = NULL WHERE id = ? AND status IN ('queued', 'running')"
         );
-        let query = sqlx::query(text)
-            .bind(status)
-            .bind(imported)
-            .bind(skipped)
-            .bind(error.map(str::to_owned))
-            .bind(now_micros().timestamp_micros())
-            .bind(id);
+        let finished_at = now_micros().timestamp_micros();
+        let query = || {
+            sqlx::query(text)
+                .bind(status)
+                .bind(imported)
+                .bind(skipped)
+                .bind(error.map(str::to_owned))
+                .bind(finished_at)
+                .bind(id)
+        };
         Ok(self.write_one(query).await? == 1)
     }
 
     async fn mark_enqueued(&self, id: Uuid) -> Result<(), StoreError> {
         let text = sql!(E, "UPDATE import_jobs SET enqueued = TRUE WHERE id = ?");
-        self.write_one(sqlx::query(text).bind(id)).await?;
+        self.write_one(|| sqlx::query(text).bind(id)).await?;
         Ok(())
     }
 

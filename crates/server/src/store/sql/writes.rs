@@ -8,9 +8,13 @@ use finance_shared::Expense;
 use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, QueryBuilder, Type};
 use uuid::Uuid;
 
-use super::super::group_commit::{BatchWriter, NewExpense, by_user};
-use super::super::{IDEMPOTENCY_WINDOW_SECS, IdempotencyKey, ROLLUP_BATCH, Rollup, StoreError};
-use super::{Column, Engine, ExpenseRow, SqlStore, expense_from_row, sql};
+use super::super::group_commit::{BatchWriter, GroupCommit, NewExpense, by_user};
+use super::super::retry::retry_contended;
+use super::super::{
+    ExpensePatch, IDEMPOTENCY_WINDOW_SECS, IdempotencyKey, ROLLUP_BATCH, Rollup, StoreError,
+    UserCredentials, now_micros,
+};
+use super::{Column, CredentialsRow, Engine, ExpenseRow, SqlStore, expense_from_row, sql};
 
 pub(crate) type Conn<E> = <<E as Engine>::DB as Database>::Connection;
 
@@ -244,44 +248,252 @@ where
             .await?;
         Ok(())
     }
-}
 
-/// Writes batches of new expenses (see `group_commit`).
-pub(crate) struct ExpenseWriter<E: Engine>(pub Arc<E>);
+    pub(crate) async fn update_in(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        patch: &ExpensePatch,
+    ) -> Result<Option<Expense>, StoreError> {
+        let mut tx = self.engine.begin_write().await?;
+        Self::lock_users_first(&mut tx, [user_id]).await?;
+        let Some((old, _)) = Self::expense_in(&mut tx, user_id, id).await? else {
+            return Ok(None);
+        };
+        let new = patch.apply(&old);
+        let text = sql!(
+            E,
+            "UPDATE expenses SET category = ?, category_key = ?, description = ?, \
+             description_key = ?, amount_minor = ?, spent_on = ? WHERE id = ? AND user_id = ?"
+        );
+        sqlx::query(text)
+            .bind(&new.category)
+            .bind(finance_shared::validate::category_key(&new.category))
+            .bind(&new.description)
+            .bind(new.description.as_deref().map(super::super::search_key))
+            .bind(new.amount.minor())
+            .bind(new.spent_on)
+            .bind(id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        Self::apply_rollup(&mut tx, user_id, &Rollup::change(Some(&old), Some(&new))).await?;
+        tx.commit().await?;
+        Ok(Some(new))
+    }
 
-impl<E: Engine> ExpenseWriter<E>
-where
-    for<'c> &'c mut Conn<E>: Executor<'c, Database = E::DB>,
-    <E::DB as Database>::Arguments: IntoArguments<E::DB>,
-    usize: ColumnIndex<<E::DB as Database>::Row>,
-    E::Time: Column<E::DB>,
-    Uuid: Column<E::DB>,
-    String: Column<E::DB>,
-    Option<String>: Column<E::DB>,
-    i64: Column<E::DB>,
-    Option<i64>: Column<E::DB>,
-    i32: Column<E::DB>,
-    bool: Column<E::DB>,
-    NaiveDate: Column<E::DB>,
-    Vec<u8>: Column<E::DB>,
-    for<'a> &'a str: Encode<'a, E::DB> + Type<E::DB>,
-{
-    async fn write_all(&self, batch: &[NewExpense]) -> Result<(), StoreError> {
-        let mut tx = self.0.begin_write().await?;
-        SqlStore::<E>::lock_users_first(&mut tx, batch.iter().map(|n| n.user_id)).await?;
-        SqlStore::<E>::insert_expenses(&mut tx, batch).await?;
+    pub(crate) async fn delete_in(&self, user_id: Uuid, id: Uuid) -> Result<bool, StoreError> {
+        let mut tx = self.engine.begin_write().await?;
+        Self::lock_users_first(&mut tx, [user_id]).await?;
+        let Some((old, external_id)) = Self::expense_in(&mut tx, user_id, id).await? else {
+            return Ok(false);
+        };
+        let text = sql!(E, "DELETE FROM expenses WHERE id = ? AND user_id = ?");
+        sqlx::query(text)
+            .bind(id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(external_id) = external_id {
+            let text = sql!(
+                E,
+                format!(
+                    "INSERT INTO deleted_imports (user_id, source, external_id, deleted_at) \
+                     VALUES (?, ?, ?, ?){}",
+                    E::ignore_duplicates("user_id, source, external_id", "deleted_at")
+                )
+            );
+            sqlx::query(text)
+                .bind(user_id)
+                .bind(&old.source)
+                .bind(external_id)
+                .bind(E::time(now_micros()))
+                .execute(&mut *tx)
+                .await?;
+        }
+        Self::apply_rollup(&mut tx, user_id, &Rollup::change(Some(&old), None)).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub(crate) async fn rename_in(
+        &self,
+        user_id: Uuid,
+        from: &str,
+        to: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        let from_key = finance_shared::validate::category_key(from);
+        let to_key = finance_shared::validate::category_key(to);
+        let mut tx = self.engine.begin_write().await?;
+        // Serialises with other writes of this user, which bump the same row.
+        Self::lock_users(&mut tx, [user_id]).await?;
+        let text = sql!(
+            E,
+            "UPDATE expenses SET category = ?, category_key = ? \
+             WHERE user_id = ? AND category_key = ?"
+        );
+        let moved = sqlx::query(text)
+            .bind(to)
+            .bind(&to_key)
+            .bind(user_id)
+            .bind(&from_key)
+            .execute(&mut *tx)
+            .await?;
+        let moved = E::rows_affected(&moved);
+        if moved == 0 {
+            return Ok(None);
+        }
+        if from_key != to_key {
+            let merges = [
+                sql!(E, merge_totals::<E>("daily_totals", "spent_on")),
+                sql!(E, merge_totals::<E>("monthly_totals", "month")),
+            ];
+            let clears = [
+                sql!(
+                    E,
+                    "DELETE FROM daily_totals WHERE user_id = ? AND category_key = ?"
+                ),
+                sql!(
+                    E,
+                    "DELETE FROM monthly_totals WHERE user_id = ? AND category_key = ?"
+                ),
+                sql!(
+                    E,
+                    "DELETE FROM categories WHERE user_id = ? AND category_key = ?"
+                ),
+            ];
+            for merge in merges {
+                sqlx::query(merge)
+                    .bind(&to_key)
+                    .bind(user_id)
+                    .bind(&from_key)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for clear in clears {
+                sqlx::query(clear)
+                    .bind(user_id)
+                    .bind(&from_key)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        let text = sql!(
+            E,
+            format!(
+                "INSERT INTO categories (user_id, category_key, name) VALUES (?, ?, ?){}",
+                E::upsert_replace("user_id, category_key", "name")
+            )
+        );
+        sqlx::query(text)
+            .bind(user_id)
+            .bind(&to_key)
+            .bind(to)
+            .execute(&mut *tx)
+            .await?;
+        Self::bump_version(&mut tx, user_id).await?;
+        tx.commit().await?;
+        Ok(Some(moved))
+    }
+
+    /// The store over a connected engine, with its group-commit writer.
+    pub(crate) fn new(engine: E) -> Self {
+        let engine = Arc::new(engine);
+        SqlStore {
+            new_expenses: GroupCommit::start(ExpenseWriter(Arc::clone(&engine))),
+            engine,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn engine(&self) -> &E {
+        &self.engine
+    }
+
+    /// Runs a write of the user's inside the engine's write guard, again
+    /// when its transaction loses to another (see `retry`).
+    pub(super) async fn write<T, Fut>(
+        &self,
+        user_id: Uuid,
+        write: impl FnMut() -> Fut,
+    ) -> Result<T, StoreError>
+    where
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let guard = self.engine.write_guard(user_id);
+        let result = retry_contended(write).await;
+        if let Some(guard) = guard {
+            guard.end();
+        }
+        result
+    }
+
+    pub(super) async fn credentials(
+        &self,
+        text: &'static str,
+        key: impl Column<E::DB> + 'static,
+    ) -> Result<Option<UserCredentials>, StoreError> {
+        let mut conn = self.engine.read_pool().acquire().await?;
+        let row: Option<CredentialsRow<E::Time>> = sqlx::query_as(text)
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await?;
+        Ok(row.map(super::credentials_from_row::<E>).transpose()?)
+    }
+
+    /// Runs the statement `query` builds in a write transaction of its own
+    /// (again when it loses to another); rows changed.
+    pub(super) async fn write_one<'q>(
+        &self,
+        query: impl Fn() -> sqlx::query::Query<'q, E::DB, <E::DB as Database>::Arguments>,
+    ) -> Result<u64, StoreError> {
+        retry_contended(|| async {
+            let mut tx = self.engine.begin_write().await?;
+            let result = query().execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(E::rows_affected(&result))
+        })
+        .await
+    }
+
+    /// Writes a batch of new expenses, of any users, in one transaction.
+    pub(crate) async fn write_new_expenses(
+        engine: &E,
+        batch: &[NewExpense],
+    ) -> Result<(), StoreError> {
+        let mut tx = engine.begin_write().await?;
+        Self::lock_users_first(&mut tx, batch.iter().map(|n| n.user_id)).await?;
+        Self::insert_expenses(&mut tx, batch).await?;
         for (user_id, expenses) in by_user(batch) {
-            SqlStore::<E>::apply_rollup(&mut tx, user_id, &Rollup::of(expenses)).await?;
+            Self::apply_rollup(&mut tx, user_id, &Rollup::of(expenses)).await?;
         }
         // A response is only kept (and so only built) for a key.
         for n in batch.iter().filter(|n| n.idempotency.is_some()) {
             let body = n.response_body();
-            SqlStore::<E>::remember(&mut tx, n.user_id, n.idempotency.as_ref(), 201, body).await?;
+            Self::remember(&mut tx, n.user_id, n.idempotency.as_ref(), 201, body).await?;
         }
         tx.commit().await?;
         Ok(())
     }
 }
+
+/// The statement that adds a category's rows of `table` to another's
+/// (binds: the new key, the user, the old key).
+fn merge_totals<E: Engine>(table: &str, period: &str) -> String {
+    format!(
+        "INSERT INTO {table} (user_id, {period}, category_key, total_minor, count) \
+         SELECT src.user_id, src.{period}, ?, src.total_minor, src.count FROM {table} src \
+         WHERE src.user_id = ? AND src.category_key = ?{}",
+        E::upsert_add(
+            table,
+            &format!("user_id, {period}, category_key"),
+            &["total_minor", "count"]
+        )
+    )
+}
+
+/// Writes batches of new expenses (see `group_commit`).
+pub(crate) struct ExpenseWriter<E: Engine>(pub Arc<E>);
 
 impl<E: Engine> BatchWriter for ExpenseWriter<E>
 where
@@ -301,7 +513,7 @@ where
     for<'a> &'a str: Encode<'a, E::DB> + Type<E::DB>,
 {
     async fn write(&self, batch: &[NewExpense]) -> Result<(), StoreError> {
-        let result = self.write_all(batch).await;
+        let result = SqlStore::write_new_expenses(&*self.0, batch).await;
         // Committed or not, the users' held token state may be behind.
         for n in batch {
             self.0.wrote(n.user_id);
