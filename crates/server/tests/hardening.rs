@@ -17,6 +17,7 @@ on_every_backend!(
     out_of_range_dates_are_refused_and_every_user_still_writes,
     a_forged_cursor_is_a_bad_request,
     a_background_import_with_an_out_of_range_date_reports_it_and_the_next_job_runs,
+    long_bank_ids_are_kept_whole_or_refused_by_line,
 );
 
 const OUT_OF_RANGE: [&str; 6] = [
@@ -201,6 +202,43 @@ async fn a_forged_cursor_is_a_bad_request(backend: Backend) {
         .await;
     assert_eq!(page.status, StatusCode::OK);
     assert_eq!(page.body["expenses"].as_array().map(Vec::len), Some(1));
+}
+
+/// Two bank ids of the longest length kept, differing only in their last
+/// character, are two transactions on every engine (none truncates them),
+/// and a longer one is refused by line, not cut.
+async fn long_bank_ids_are_kept_whole_or_refused_by_line(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.new_user().await;
+    let prefix = "F".repeat(254);
+    let file = format!(
+        "date,amount,description,Ref\n\
+         2026-11-01,-1.00,First,{prefix}a\n\
+         2026-11-01,-2.00,Second,{prefix}b\n\
+         2026-11-01,-4.00,Third,{}\n",
+        "F".repeat(700)
+    );
+    let import = |file: String| {
+        app.upload(
+            "/api/imports/csv?date=date&amount=amount&description=description&id=Ref",
+            &token,
+            "text/csv",
+            file.into_bytes(),
+        )
+    };
+    let first = import(file.clone()).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    assert_eq!(first.body["imported"], 2, "{}", first.body);
+    assert_eq!(first.body["errors"][0]["line"], 4, "{}", first.body);
+    // Again: both are known by their whole ids.
+    let again = import(file).await;
+    assert_eq!(
+        (again.body["imported"].clone(), again.body["skipped"].clone()),
+        (json!(0), json!(2)),
+        "{}",
+        again.body
+    );
+    assert_eq!(app.summary(&token, "").await.body["total"], "3.00");
 }
 
 /// Polls a job until it has ended.
