@@ -5,5 +5,6 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod dashboard;
+pub mod keys;
 pub mod session;
 pub mod ui;
