@@ -3,8 +3,8 @@
 use chrono::{Days, Utc};
 use uuid::Uuid;
 
-use crate::AppState;
 use crate::bank::{FetchRequest, MockBank};
+use crate::state::AppState;
 use crate::store::{ImportRequest, import_body};
 
 /// The password of every seeded user.

@@ -233,7 +233,10 @@ async fn long_bank_ids_are_kept_whole_or_refused_by_line(backend: Backend) {
     // Again: both are known by their whole ids.
     let again = import(file).await;
     assert_eq!(
-        (again.body["imported"].clone(), again.body["skipped"].clone()),
+        (
+            again.body["imported"].clone(),
+            again.body["skipped"].clone()
+        ),
         (json!(0), json!(2)),
         "{}",
         again.body

@@ -8,8 +8,8 @@ use finance_shared::{AuthResponse, Credentials, ErrorBody, PasswordChange, User,
 use super::client::ClientAddr;
 use super::error::ApiError;
 use super::extract::{AuthUser, JsonObject};
-use crate::AppState;
-use crate::store::StoreError;
+use crate::state::AppState;
+use crate::store::{StoreError, Unique};
 
 /// The one answer for an unknown email and a wrong password.
 const BAD_CREDENTIALS: &str = "email or password is incorrect";
@@ -57,7 +57,7 @@ pub async fn register(
     };
     let hash = state.passwords.hash(password).await?;
     let user = match state.store.create_user(&email, &hash).await {
-        Err(StoreError::Conflict) => {
+        Err(StoreError::Conflict(Unique::Email)) => {
             return Err(ApiError::Conflict(
                 "an account with this email already exists",
             ));

@@ -6,7 +6,7 @@ use finance_shared::{CategoryList, CategoryRename, ErrorBody, RenameResult, vali
 
 use super::error::ApiError;
 use super::extract::{AuthUser, JsonObject};
-use crate::AppState;
+use crate::state::AppState;
 
 /// `GET /api/categories`
 #[utoipa::path(

@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use ipnet::IpNet;
 
 use super::error::ApiError;
-use crate::AppState;
+use crate::state::AppState;
 
 /// Where a request came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -17,10 +17,11 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::extract::{ApiQuery, AuthUser, JsonObject};
 use super::idempotency::{self, IdempotencyHeader};
-use crate::AppState;
 use crate::cache::{CacheOutcome, SummaryCache};
+use crate::state::AppState;
 use crate::store::{
-    Cursor, ExpenseInput, ExpensePatch, ListFilter, StoreError, months_from_rows, search_key,
+    Cursor, ExpenseInput, ExpensePatch, ListFilter, StoreError, Unique, months_from_rows,
+    search_key,
 };
 
 /// Where a created expense lives.
@@ -90,7 +91,7 @@ pub async fn create(
         .await
     {
         // A concurrent request with the same key committed first: answer as it did.
-        Err(StoreError::Conflict) if key.is_some() => {
+        Err(StoreError::Conflict(Unique::IdempotencyKey)) if key.is_some() => {
             return idempotency::replay_winner(
                 &state,
                 auth.id,

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::error::ApiError;
-use crate::AppState;
+use crate::state::AppState;
 
 /// The user an access token names. Rejects with 401.
 #[derive(Clone, Copy, Debug)]

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use finance_shared::{Health, Readiness};
 
-use crate::AppState;
+use crate::state::AppState;
 
 /// `GET /healthz`: the process is up.
 #[utoipa::path(get, path = "/healthz", tag = "operations",

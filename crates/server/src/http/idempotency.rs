@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::error::ApiError;
-use crate::AppState;
+use crate::state::AppState;
 use crate::store::{IdempotencyKey, StoredResponse};
 
 /// The request header.

@@ -16,12 +16,12 @@ use sha2::{Digest, Sha256};
 use super::error::ApiError;
 use super::extract::{ApiQuery, AuthUser, JsonObject};
 use super::idempotency::{self, IdempotencyHeader};
-use crate::AppState;
 use crate::bank::BankTransaction;
 use crate::bank::file::{Encoding, FileError, ParsedFile, decode, to_bank_transactions};
 use crate::bank::{FetchRequest, csv, ofx};
 use crate::jobs::{Report, SubmitError};
-use crate::store::{IdempotencyKey, ImportRequest, StoreError, import_body};
+use crate::state::AppState;
+use crate::store::{IdempotencyKey, ImportRequest, StoreError, Unique, import_body};
 
 /// `POST /api/imports/mock`
 #[utoipa::path(
@@ -109,7 +109,7 @@ pub async fn mock(
         .await
     {
         // A concurrent request with the same key committed first: answer as it did.
-        Err(StoreError::Conflict) if key.is_some() => {
+        Err(StoreError::Conflict(Unique::IdempotencyKey)) if key.is_some() => {
             return idempotency::replay_winner(&state, auth.id, key.as_ref(), None).await;
         }
         other => other?,
@@ -349,7 +349,7 @@ async fn import_file(
         )
         .await
     {
-        Err(StoreError::Conflict) if key.is_some() => {
+        Err(StoreError::Conflict(Unique::IdempotencyKey)) if key.is_some() => {
             return idempotency::replay_winner(state, auth.id, key.as_ref(), None).await;
         }
         other => other?,
@@ -588,7 +588,7 @@ async fn queue(
         )
         .await
     {
-        Err(SubmitError::Store(StoreError::Conflict)) if key.is_some() => {
+        Err(SubmitError::Store(StoreError::Conflict(Unique::IdempotencyKey))) if key.is_some() => {
             return idempotency::replay_winner(state, auth.id, key.as_ref(), None).await;
         }
         Err(SubmitError::Store(e)) => return Err(e.into()),

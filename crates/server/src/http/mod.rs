@@ -11,7 +11,7 @@ mod health;
 mod idempotency;
 pub mod import_slots;
 pub mod imports;
-use crate::telemetry::metrics;
+mod metrics;
 pub mod openapi;
 
 use std::time::Duration;
@@ -30,7 +30,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::AppState;
+use crate::state::AppState;
 use error::ApiError;
 
 /// Largest accepted request body.
@@ -108,7 +108,7 @@ pub fn router(state: AppState) -> Router {
             deadline,
         ))
         .with_state(state)
-        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn(crate::telemetry::metrics::track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(
             ServiceBuilder::new()

@@ -21,9 +21,11 @@ use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::AppState;
 use crate::bank::BankTransaction;
-use crate::store::{IdempotencyKey, ImportRequest, JobEnd, JobRecord, NewJob, Store, StoreError};
+use crate::state::AppState;
+use crate::store::{
+    IdempotencyKey, ImportRequest, JobEnd, JobRecord, NewJob, Store, StoreError, Unique,
+};
 pub use queue::{Delivery, LocalQueue, Queue, RedisQueue};
 
 /// What reading a file found, kept with its job.
@@ -424,13 +426,13 @@ async fn import(
             })
         }
         // Another attempt (a worker thought dead) committed first.
-        Err(StoreError::Conflict) => recorded(store, job)
+        Err(StoreError::Conflict(Unique::IdempotencyKey)) => recorded(store, job)
             .await?
             .ok_or_else(|| anyhow::anyhow!("the job's result is taken but unreadable")),
         // Run again later, by this worker or another.
         Err(e @ (StoreError::Unavailable(_) | StoreError::Contended(_))) => Err(e.into()),
         // The database's own words stay in the log: a job's `error` is shown to its user.
-        Err(StoreError::Other(e)) => {
+        Err(e @ (StoreError::Other(_) | StoreError::Conflict(_))) => {
             tracing::error!(job = %job.id, error = %e, "the database refused an import job");
             Ok(JobEnd::Failed(REFUSED.into()))
         }

@@ -163,7 +163,7 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             self.0.lock().expect("lock").push(batch.len());
             if batch.iter().any(|n| n.expense.amount.minor() == 13) {
-                return Err(StoreError::Conflict);
+                return Err(StoreError::Conflict(crate::store::Unique::IdempotencyKey));
             }
             if batch.iter().any(|n| n.expense.amount.minor() == 66) {
                 panic!("a value the driver cannot bind");
@@ -224,7 +224,7 @@ mod tests {
         let results = submit_all(GroupCommit::start(recorder.clone()), 20).await;
         for (cents, result) in (1..=20).zip(results) {
             if cents == 13 {
-                assert_eq!(result, Err("conflict".to_owned()));
+                assert_eq!(result, Err("conflict on IdempotencyKey".to_owned()));
             } else {
                 assert_eq!(result, Ok(cents));
             }

@@ -28,9 +28,9 @@ use crate::bank::BankTransaction;
 /// What can go wrong in the storage layer.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A unique constraint was violated (the email is taken).
-    #[error("conflict")]
-    Conflict,
+    /// A unique key was taken (see [`Unique`]).
+    #[error("conflict on {0:?}")]
+    Conflict(Unique),
     /// The database cannot be reached or has no connection to spare.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
@@ -43,13 +43,33 @@ pub enum StoreError {
     Other(#[source] sqlx::Error),
 }
 
+/// The unique key a write ran into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unique {
+    /// `users.email`: the email has an account.
+    Email,
+    /// An idempotency key, taken by a request that committed first.
+    IdempotencyKey,
+    /// Any other: new ids never collide, so this is a bug.
+    Other,
+}
+
 impl StoreError {
+    /// The same error, a conflict named `unique` (the statement that failed
+    /// says which key it was: engines name them differently, or not at all).
+    pub(crate) fn on(self, unique: Unique) -> StoreError {
+        match self {
+            StoreError::Conflict(_) => StoreError::Conflict(unique),
+            other => other,
+        }
+    }
+
     /// The same failure, for another caller of one shared database call
     /// (sqlx's errors do not clone: the copy keeps the kind and the message).
     pub(crate) fn for_another_waiter(&self) -> StoreError {
         let copy = |e: &sqlx::Error| sqlx::Error::Io(std::io::Error::other(e.to_string()));
         match self {
-            StoreError::Conflict => StoreError::Conflict,
+            StoreError::Conflict(unique) => StoreError::Conflict(*unique),
             StoreError::Unavailable(e) => StoreError::Unavailable(copy(e)),
             StoreError::Contended(e) => StoreError::Contended(copy(e)),
             StoreError::Other(e) => StoreError::Other(copy(e)),
@@ -60,7 +80,9 @@ impl StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
-            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(Unique::Other)
+            }
             sqlx::Error::Database(db) if retry::is_contention(db.as_ref()) => {
                 StoreError::Contended(e)
             }
@@ -400,7 +422,7 @@ pub struct PoolStats {
     pub idle: usize,
 }
 
-/// Connection pool settings shared by both backends.
+/// Connection pool settings, the same on every engine.
 #[derive(Clone, Debug)]
 pub struct PoolSettings {
     pub max_connections: u32,

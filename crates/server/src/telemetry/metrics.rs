@@ -1,4 +1,5 @@
-//! Prometheus metrics: what is recorded, and `GET /metrics`.
+//! Prometheus metrics: the recorder and what is recorded (`GET /metrics`
+//! is `http::metrics`).
 //!
 //! Labels are bounded whatever clients send: the route is the matched
 //! template (`/api/expenses/{id}`), or `unmatched`; methods outside the
@@ -7,13 +8,11 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, header};
+use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-use crate::AppState;
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -113,20 +112,4 @@ pub async fn track(req: Request, next: Next) -> Response {
     metrics::histogram!("http_request_duration_seconds", &labels)
         .record(start.elapsed().as_secs_f64());
     response
-}
-
-/// `GET /metrics`: Prometheus text.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String)))]
-pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
-    let pool = state.store.pool_stats();
-    metrics::gauge!("db_pool_connections", "state" => "open").set(f64::from(pool.open));
-    metrics::gauge!("db_pool_connections", "state" => "idle").set(pool.idle as f64);
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4"),
-        )],
-        handle().render(),
-    )
 }

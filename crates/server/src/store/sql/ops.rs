@@ -11,8 +11,8 @@ use super::super::retry::retry_contended;
 use super::super::{
     ExpenseInput, ExpensePatch, IDEMPOTENCY_WINDOW_SECS, IdempotencyKey, ImportOutcome,
     ImportRequest, JobEnd, JobRecord, JobRow, ListFilter, NewJob, PoolStats, SessionState, Store,
-    StoreError, StoredResponse, SummarySpans, UserCredentials, category_info, expense_columns,
-    job_columns, job_from_row, now_micros, summary_from_rows,
+    StoreError, StoredResponse, SummarySpans, Unique, UserCredentials, category_info,
+    expense_columns, job_columns, job_from_row, now_micros, summary_from_rows,
 };
 use super::writes::Conn;
 use super::{Column, Engine, ExpenseRow, SqlStore, expense_from_row, sql};
@@ -70,7 +70,8 @@ where
                 .bind(password_hash.to_owned())
                 .bind(E::time(user.created_at))
         })
-        .await?;
+        .await
+        .map_err(|e| e.on(Unique::Email))?;
         Ok(user)
     }
 

@@ -12,7 +12,7 @@ use super::super::group_commit::{BatchWriter, GroupCommit, NewExpense, by_user};
 use super::super::retry::retry_contended;
 use super::super::{
     ExpensePatch, IDEMPOTENCY_WINDOW_SECS, IdempotencyKey, ROLLUP_BATCH, Rollup, StoreError,
-    UserCredentials, now_micros,
+    Unique, UserCredentials, now_micros,
 };
 use super::{Column, CredentialsRow, Engine, ExpenseRow, SqlStore, expense_from_row, sql};
 
@@ -215,7 +215,7 @@ where
         idempotency: Option<&IdempotencyKey>,
         status: u16,
         body: String,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), StoreError> {
         let Some(idempotency) = idempotency else {
             return Ok(());
         };
@@ -245,7 +245,8 @@ where
             .bind(body)
             .bind(now)
             .execute(&mut *conn)
-            .await?;
+            .await
+            .map_err(|e| StoreError::from(e).on(Unique::IdempotencyKey))?;
         Ok(())
     }
 
