@@ -46,6 +46,7 @@ pub async fn seed(state: &AppState, users: u32, expenses: u64) -> anyhow::Result
                         idempotency: None,
                         dry_run: false,
                         body: &import_body,
+                        job: None,
                         progress: None,
                     },
                 )

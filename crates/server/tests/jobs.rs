@@ -384,12 +384,14 @@ fn ended(job: &Value) -> bool {
     matches!(job["status"].as_str(), Some("succeeded" | "failed"))
 }
 
-/// The issue's scenario: a worker dies by SIGKILL in the middle of a
-/// 5,000-transaction import; another takes the job over once its claim has
-/// gone quiet, and the import lands exactly once.
+/// A worker dies by SIGKILL in the middle of a 25,000-transaction import,
+/// after its first chunk of 10,000 has committed (and shows), in the middle
+/// of the second; another takes the job over once its claim has gone quiet,
+/// goes on from the job's cursor, and the import lands exactly once, with
+/// exact counts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_import_loses_and_duplicates_nothing() {
-    const ROWS: u32 = 5_000;
+    const ROWS: u32 = 25_000;
     let redis = common::redis_settings().await;
     let database = common::fresh_postgres_database().await;
     let env = vec![
@@ -404,14 +406,14 @@ async fn a_worker_killed_mid_import_loses_and_duplicates_nothing() {
     let _server = Process::spawn(&["serve", "--no-worker"], &with_bind);
     let base = format!("http://127.0.0.1:{port}");
     wait_until_up(&base).await;
-    // Each statement inserting expenses takes 0.3 s more in this database
-    // (there are 10 of 500 rows), so the kill lands mid-import, not after.
+    // Each statement inserting expenses takes 0.1 s more in this database
+    // (there are 50 of 500 rows), so the kill lands mid-import, not after.
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&database)
         .await
         .expect("connect");
     for statement in [
         "CREATE FUNCTION slow_down() RETURNS trigger LANGUAGE plpgsql AS \
-         $$ BEGIN PERFORM pg_sleep(0.3); RETURN NULL; END $$",
+         $$ BEGIN PERFORM pg_sleep(0.1); RETURN NULL; END $$",
         "CREATE TRIGGER slow_imports BEFORE INSERT ON expenses \
          FOR EACH STATEMENT EXECUTE FUNCTION slow_down()",
     ] {
@@ -425,7 +427,7 @@ async fn a_worker_killed_mid_import_loses_and_duplicates_nothing() {
     let url = client.import_in_background(purchases_csv(ROWS)).await;
     let caught = client
         .poll(&url, Duration::from_secs(120), |job| {
-            ended(job) || (job["status"] == "running" && job["done"].as_u64() >= Some(500))
+            ended(job) || (job["status"] == "running" && job["done"].as_u64() >= Some(12_000))
         })
         .await;
     doomed.kill();
@@ -433,6 +435,9 @@ async fn a_worker_killed_mid_import_loses_and_duplicates_nothing() {
         caught["status"], "running",
         "the job must be caught mid-import: {caught}"
     );
+    // The first chunk is committed and counted; the second is not.
+    let kept = client.get("/api/expenses/summary").await;
+    assert_eq!(kept["count"], 10_000, "{kept}");
     let done_before = caught["done"].as_u64().expect("done");
     assert!(done_before < u64::from(ROWS), "{caught}");
     tokio::time::sleep(Duration::from_millis(200)).await;

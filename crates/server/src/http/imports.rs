@@ -21,7 +21,7 @@ use crate::bank::file::{Encoding, FileError, ParsedFile, decode, to_bank_transac
 use crate::bank::{FetchRequest, csv, ofx};
 use crate::jobs::{Report, SubmitError};
 use crate::state::AppState;
-use crate::store::{IdempotencyKey, ImportRequest, StoreError, Unique, import_body};
+use crate::store::{IdempotencyKey, ImportOutcome, ImportRequest, StoreError, Unique, import_body};
 
 /// `POST /api/imports/mock`
 #[utoipa::path(
@@ -104,6 +104,7 @@ pub async fn mock(
                 dry_run: false,
                 body: &import_body,
                 progress: None,
+                job: None,
             },
         )
         .await
@@ -331,8 +332,8 @@ async fn import_file(
         errors_total,
         expenses: imported.to_vec(),
     };
-    let body = |imported: &[Expense], skipped: u64| {
-        serde_json::to_string(&result(imported, skipped)).unwrap_or_default()
+    let body = |outcome: &ImportOutcome| {
+        serde_json::to_string(&result(&outcome.imported, outcome.skipped)).unwrap_or_default()
     };
     let outcome = match state
         .store
@@ -345,6 +346,7 @@ async fn import_file(
                 dry_run: import.dry_run,
                 body: &body,
                 progress: None,
+                job: None,
             },
         )
         .await

@@ -188,10 +188,10 @@ struct Counts {
     skipped: u64,
 }
 
-fn counts_body(imported: &[finance_shared::Expense], skipped: u64) -> String {
+fn counts_body(outcome: &crate::store::ImportOutcome) -> String {
     serde_json::to_string(&Counts {
-        imported: imported.len() as u64,
-        skipped,
+        imported: outcome.imported_total,
+        skipped: outcome.skipped,
     })
     .unwrap_or_default()
 }
@@ -368,7 +368,8 @@ async fn run_job(state: &AppState, consumer: &str, delivery: &Delivery) -> anyho
 }
 
 /// A failed job's `error` when its rows could not be written.
-const REFUSED: &str = "the import could not be written; nothing of it was kept";
+const REFUSED: &str = "the import could not be written: what it wrote before the failure is kept, \
+                       and importing the file again adds the rest";
 
 /// Writes a job's import while telling the queue it is alive and how far it got.
 async fn import(
@@ -404,6 +405,7 @@ async fn import(
             dry_run: false,
             body: &counts_body,
             progress: Some(&progress),
+            job: Some(job.id),
         },
     );
     // A panic while writing ends this job as failed; the worker goes on.
@@ -419,9 +421,9 @@ async fn import(
     match result {
         Ok(outcome) => {
             metrics::counter!("imported_transactions_total", "source" => job.source.clone())
-                .increment(outcome.imported.len() as u64);
+                .increment(outcome.imported_total);
             Ok(JobEnd::Succeeded {
-                imported: outcome.imported.len() as u64,
+                imported: outcome.imported_total,
                 skipped: outcome.skipped,
             })
         }

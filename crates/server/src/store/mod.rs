@@ -205,8 +205,13 @@ pub struct StoredResponse {
 }
 
 /// The response body an import remembers with its idempotency key, from
-/// what it imported and how many it skipped.
-pub type ImportBody<'a> = dyn Fn(&[Expense], u64) -> String + Send + Sync + 'a;
+/// what it wrote.
+pub type ImportBody<'a> = dyn Fn(&ImportOutcome) -> String + Send + Sync + 'a;
+
+/// Transactions a background import writes per transaction of the
+/// database: each commit lets other writers in (SQLite has one writer), and
+/// moves the job's cursor with it.
+pub const JOB_CHUNK: usize = 10_000;
 
 /// An import about to be written.
 #[derive(Clone, Copy)]
@@ -220,6 +225,10 @@ pub struct ImportRequest<'a> {
     pub body: &'a ImportBody<'a>,
     /// Told how many transactions have been written so far, after each batch.
     pub progress: Option<&'a (dyn Fn(usize) + Send + Sync)>,
+    /// A background job's import: written [`JOB_CHUNK`] transactions per
+    /// commit, each with the job's cursor, and, run again, from the cursor
+    /// on. Its outcome lists no expenses, only counts.
+    pub job: Option<Uuid>,
 }
 
 impl ImportRequest<'_> {
@@ -246,7 +255,9 @@ pub(crate) fn legacy_ids<'a>(
 /// What an import wrote.
 #[derive(Clone, Debug)]
 pub struct ImportOutcome {
+    /// The expenses it made (none for a job's import: see `imported_total`).
     pub imported: Vec<Expense>,
+    pub imported_total: u64,
     pub skipped: u64,
 }
 
@@ -304,6 +315,7 @@ impl<'a> ImportBatches<'a> {
     pub fn finish(self) -> ImportOutcome {
         let skipped = (self.total - self.imported.len()) as u64;
         ImportOutcome {
+            imported_total: self.imported.len() as u64,
             imported: self.imported,
             skipped,
         }
@@ -802,11 +814,11 @@ pub fn months_from_rows(
 }
 
 /// The body a mock import answers with.
-pub fn import_body(imported: &[Expense], skipped: u64) -> String {
+pub fn import_body(outcome: &ImportOutcome) -> String {
     serde_json::to_string(&finance_shared::ImportResult {
-        imported: imported.len() as u64,
-        skipped,
-        expenses: imported.to_vec(),
+        imported: outcome.imported_total,
+        skipped: outcome.skipped,
+        expenses: outcome.imported.clone(),
     })
     .unwrap_or_default()
 }

@@ -1,5 +1,5 @@
-//! Imports: a bank's transactions written batch by batch in one transaction,
-//! each once.
+//! Imports: a bank's transactions written batch by batch, each once: in one
+//! transaction, or a background job's in chunks that each move its cursor.
 //!
 //! A transaction is skipped when its provider id is already imported (the
 //! unique key does that), when an imported expense with that id was deleted,
@@ -18,7 +18,9 @@ use uuid::Uuid;
 
 use crate::bank::{BankTransaction, LEGACY_FINGERPRINTS};
 
-use super::super::{ImportBatches, ImportOutcome, ImportRequest, Rollup, StoreError};
+use super::super::{
+    ImportBatches, ImportOutcome, ImportRequest, JOB_CHUNK, Rollup, StoreError, Unique,
+};
 use super::writes::Conn;
 use super::{Column, Engine, SqlStore, sql};
 
@@ -56,6 +58,9 @@ where
         user_id: Uuid,
         request: ImportRequest<'_>,
     ) -> Result<ImportOutcome, StoreError> {
+        if let Some(job) = request.job {
+            return self.import_job_in(user_id, request, job).await;
+        }
         let mut tx = self.engine.begin_write().await?;
         Self::lock_users_first(&mut tx, [user_id]).await?;
         let checks = Self::import_checks(&mut tx, user_id, &request).await?;
@@ -64,21 +69,100 @@ where
             let written = Self::insert_imported(&mut tx, user_id, &rows, checks).await?;
             batches.keep(rows, &written);
         }
-        let ImportOutcome { imported, skipped } = batches.finish();
+        let outcome = batches.finish();
         if request.dry_run {
             tx.rollback().await?;
-            return Ok(ImportOutcome { imported, skipped });
+            return Ok(outcome);
         }
-        if !imported.is_empty() {
-            Self::apply_rollup(&mut tx, user_id, &Rollup::of(&imported)).await?;
+        if !outcome.imported.is_empty() {
+            Self::apply_rollup(&mut tx, user_id, &Rollup::of(&outcome.imported)).await?;
         }
         // The response is only kept (and so only built here) for a key.
         if request.idempotency.is_some() {
-            let body = (request.body)(&imported, skipped);
+            let body = (request.body)(&outcome);
             Self::remember(&mut tx, user_id, request.idempotency, 201, body).await?;
         }
         tx.commit().await?;
-        Ok(ImportOutcome { imported, skipped })
+        Ok(outcome)
+    }
+
+    /// Writes a background job's import [`JOB_CHUNK`] transactions per
+    /// commit, from the job's cursor on, moving the cursor in each commit;
+    /// the last commit keeps the result under the job's key.
+    async fn import_job_in(
+        &self,
+        user_id: Uuid,
+        request: ImportRequest<'_>,
+        job: Uuid,
+    ) -> Result<ImportOutcome, StoreError> {
+        let text = sql!(
+            E,
+            "SELECT written, written_imported, written_skipped FROM import_jobs WHERE id = ?"
+        );
+        let mut conn = self.engine.read_pool().acquire().await?;
+        let (written, mut imported, mut skipped): (i64, i64, i64) =
+            sqlx::query_as(text).bind(job).fetch_one(&mut *conn).await?;
+        drop(conn);
+        let all = request.transactions;
+        let mut at = usize::try_from(written).unwrap_or(0).min(all.len());
+        while at < all.len() {
+            let end = (at + JOB_CHUNK).min(all.len());
+            let progress = |n: usize| {
+                if let Some(progress) = request.progress {
+                    progress(at + n);
+                }
+            };
+            let chunk = ImportRequest {
+                transactions: &all[at..end],
+                progress: Some(&progress),
+                ..request
+            };
+            let mut tx = self.engine.begin_write().await?;
+            Self::lock_users_first(&mut tx, [user_id]).await?;
+            let checks = Self::import_checks(&mut tx, user_id, &chunk).await?;
+            let mut batches = ImportBatches::new(&chunk);
+            while let Some(rows) = batches.next_batch() {
+                let written = Self::insert_imported(&mut tx, user_id, &rows, checks).await?;
+                batches.keep(rows, &written);
+            }
+            let outcome = batches.finish();
+            if !outcome.imported.is_empty() {
+                Self::apply_rollup(&mut tx, user_id, &Rollup::of(&outcome.imported)).await?;
+            }
+            let text = sql!(
+                E,
+                "UPDATE import_jobs SET written = ?, written_imported = written_imported + ?, \
+                 written_skipped = written_skipped + ? WHERE id = ? AND written = ?"
+            );
+            let moved = sqlx::query(text)
+                .bind(end as i64)
+                .bind(outcome.imported_total as i64)
+                .bind(outcome.skipped as i64)
+                .bind(job)
+                .bind(at as i64)
+                .execute(&mut *tx)
+                .await?;
+            // Another run of the job moved the cursor first: it goes on.
+            if E::rows_affected(&moved) != 1 {
+                return Err(StoreError::Conflict(Unique::IdempotencyKey));
+            }
+            tx.commit().await?;
+            // The user's data version moved: token state held for them is behind.
+            self.engine.wrote(user_id);
+            imported += outcome.imported_total as i64;
+            skipped += outcome.skipped as i64;
+            at = end;
+        }
+        let outcome = ImportOutcome {
+            imported: Vec::new(),
+            imported_total: u64::try_from(imported).unwrap_or(0),
+            skipped: u64::try_from(skipped).unwrap_or(0),
+        };
+        let mut tx = self.engine.begin_write().await?;
+        let body = (request.body)(&outcome);
+        Self::remember(&mut tx, user_id, request.idempotency, 201, body).await?;
+        tx.commit().await?;
+        Ok(outcome)
     }
 
     /// What `source`'s import for the user has to check (a look at the edges
