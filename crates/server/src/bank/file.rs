@@ -191,7 +191,7 @@ pub fn to_bank_transactions(
     let mut seen: HashMap<String, u32> = HashMap::new();
     let mut out = Vec::new();
     let transactions = std::mem::take(&mut parsed.transactions);
-    for t in &transactions {
+    for t in transactions {
         totals.transactions += 1;
         if let Err(why) = validate::date(t.date) {
             parsed.error(t.line, format!("date {} {why}", t.date));
@@ -249,13 +249,12 @@ pub fn to_bank_transactions(
             external_id,
             legacy_id,
             category,
-            description: t.description.clone(),
+            description: t.description,
             amount,
             spent_on: t.date,
             origin: t.origin,
         });
     }
-    parsed.transactions = transactions;
     parsed.keep_first_errors();
     (out, totals)
 }

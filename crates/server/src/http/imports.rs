@@ -272,8 +272,6 @@ async fn import_file(
         None => DEFAULT_IMPORT_CATEGORY.to_owned(),
         Some(c) => validate::category(c).map_err(|why| ApiError::field("default_category", why))?,
     };
-    let (transactions, totals) =
-        to_bank_transactions(&mut parsed, &import.id_prefix, &default_category);
     if parsed.transactions.len() > IMPORT_ROWS_MAX {
         return Err(ApiError::field(
             "file",
@@ -283,6 +281,9 @@ async fn import_file(
             ),
         ));
     }
+    // The file's rows become the import's (and are let go of on the way).
+    let (transactions, totals) =
+        to_bank_transactions(&mut parsed, &import.id_prefix, &default_category);
     if let Some(why) = totals.unreadable(&parsed) {
         return Err(ApiError::field("file", why));
     }

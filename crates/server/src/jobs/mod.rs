@@ -342,12 +342,14 @@ async fn run_job(state: &AppState, consumer: &str, delivery: &Delivery) -> anyho
     } else if let Some(end) = recorded(store, &job).await? {
         end
     } else {
-        match serde_json::from_slice::<Vec<BankTransaction>>(&payload) {
+        let transactions = serde_json::from_slice::<Vec<BankTransaction>>(&payload);
+        // The text is not needed once read: the import holds the rows alone.
+        drop(payload);
+        match transactions {
             Err(e) => JobEnd::Failed(format!("the job's transactions are unreadable: {e}")),
             Ok(transactions) => import(state, consumer, delivery, &job, &transactions).await?,
         }
     };
-    drop(payload);
     if store.finish_job(job.id, &end).await? {
         let status = match &end {
             JobEnd::Succeeded { .. } => "succeeded",
