@@ -21,7 +21,8 @@ pub async fn seed(state: &AppState, users: u32, expenses: u64) -> anyhow::Result
     let today = Utc::now().date_naive();
     let mut emails = Vec::new();
     for u in 0..users {
-        let email = format!("seed-{}-{u}@example.com", &run[..8]);
+        let email = finance_shared::validate::email(&format!("seed-{}-{u}@example.com", &run[..8]))
+            .map_err(|why| anyhow::anyhow!("a seed email {why}"))?;
         let user = state.store.create_user(&email, &hash).await?;
         let mut written = 0u64;
         let mut batch_no = 0i64;
@@ -54,7 +55,7 @@ pub async fn seed(state: &AppState, users: u32, expenses: u64) -> anyhow::Result
             written += count;
             batch_no += 1;
         }
-        emails.push(email);
+        emails.push(email.into_string());
     }
     Ok(emails)
 }

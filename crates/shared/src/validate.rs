@@ -50,8 +50,29 @@ pub fn optional_date<'de, D: serde::Deserializer<'de>>(
     .transpose()
 }
 
+/// An email as accounts are keyed by: trimmed, lower-cased, and looking
+/// like an address (see [`email`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Email(String);
+
+impl Email {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Email {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Trims and lower-cases an email, then checks it looks like an address.
-pub fn email(raw: &str) -> Result<String, &'static str> {
+pub fn email(raw: &str) -> Result<Email, &'static str> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
         return Err("is required");
@@ -71,7 +92,7 @@ pub fn email(raw: &str) -> Result<String, &'static str> {
         && !domain.contains("..")
         && !email.chars().any(|c| c.is_whitespace() || c.is_control());
     if well_formed {
-        Ok(email)
+        Ok(Email(email))
     } else {
         Err("must look like name@example.com")
     }
@@ -119,14 +140,25 @@ pub fn category(raw: &str) -> Result<String, &'static str> {
     }
 }
 
-/// The key categories are grouped by: case-insensitive, in composed form.
-pub fn category_key(category: &str) -> String {
+/// The key categories are grouped by: case-insensitive, in composed form,
+/// so "Café" and "café" (typed either way) are one category.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CategoryKey(String);
+
+impl CategoryKey {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The key a category is grouped by (see [`CategoryKey`]).
+pub fn category_key(category: &str) -> CategoryKey {
     use unicode_normalization::{UnicodeNormalization, is_nfc_quick};
     let trimmed = category.trim();
-    match is_nfc_quick(trimmed.chars()) {
+    CategoryKey(match is_nfc_quick(trimmed.chars()) {
         unicode_normalization::IsNormalized::Yes => trimmed.to_lowercase(),
         _ => trimmed.nfc().collect::<String>().to_lowercase(),
-    }
+    })
 }
 
 /// A description of at most 500 characters, kept exactly as written.
@@ -160,7 +192,10 @@ mod tests {
 
     #[test]
     fn email_is_trimmed_and_lowercased() {
-        assert_eq!(email("  Ann@Example.COM "), Ok("ann@example.com".into()));
+        assert_eq!(
+            email("  Ann@Example.COM ").map(Email::into_string),
+            Ok("ann@example.com".to_owned())
+        );
         assert!(email("ann@example").is_err());
         assert!(email("a@b@c.com").is_err());
         assert!(email("@example.com").is_err());
@@ -183,7 +218,7 @@ mod tests {
         assert!(category(&"x".repeat(65)).is_err());
         assert!(category(&"ü".repeat(64)).is_ok());
         assert!(category("a\u{0}b").is_err());
-        assert_eq!(category_key(" FöÖd "), "fööd");
+        assert_eq!(category_key(" FöÖd ").as_str(), "fööd");
     }
 
     #[test]

@@ -293,7 +293,10 @@ pub async fn list(
     let shape = serde_json::to_vec(&(
         limit,
         query.cursor.as_deref().filter(|c| !c.is_empty()),
-        &filter.category_key,
+        filter
+            .category_key
+            .as_ref()
+            .map(validate::CategoryKey::as_str),
         filter.from,
         filter.to,
         &filter.search,

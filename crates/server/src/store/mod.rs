@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use finance_shared::validate::{CategoryKey, Email};
 use finance_shared::{
     CategoryInfo, CategoryTotal, Expense, ImportJobStatus, Money, MonthTotal, Summary, User,
 };
@@ -167,8 +168,7 @@ pub struct ListFilter {
     /// Rows to return (the caller asks for one more to learn whether a next page exists).
     pub limit: u32,
     pub after: Option<Cursor>,
-    /// Lower-cased category (see `finance_shared::validate::category_key`).
-    pub category_key: Option<String>,
+    pub category_key: Option<CategoryKey>,
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
     /// Lower-cased text the description or the category contains.
@@ -470,10 +470,10 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Creates a user; `Conflict` when the email is taken.
-    async fn create_user(&self, email: &str, password_hash: &str) -> Result<User, StoreError>;
+    async fn create_user(&self, email: &Email, password_hash: &str) -> Result<User, StoreError>;
 
-    /// The user with this (normalised) email, with their password hash.
-    async fn user_credentials(&self, email: &str) -> Result<Option<UserCredentials>, StoreError>;
+    /// The user with this email, with their password hash.
+    async fn user_credentials(&self, email: &Email) -> Result<Option<UserCredentials>, StoreError>;
 
     /// The user with this id.
     async fn user(&self, id: Uuid) -> Result<Option<User>, StoreError>;
@@ -651,11 +651,11 @@ pub(crate) fn now_micros() -> DateTime<Utc> {
 #[derive(Default)]
 pub(crate) struct Rollup {
     /// Category key -> the first spelling seen.
-    pub names: BTreeMap<String, String>,
+    pub names: BTreeMap<CategoryKey, String>,
     /// (day, category key) -> (total, count).
-    pub days: BTreeMap<(NaiveDate, String), (i64, i64)>,
+    pub days: BTreeMap<(NaiveDate, CategoryKey), (i64, i64)>,
     /// (first day of the month, category key) -> (total, count).
-    pub months: BTreeMap<(NaiveDate, String), (i64, i64)>,
+    pub months: BTreeMap<(NaiveDate, CategoryKey), (i64, i64)>,
 }
 
 impl Rollup {
@@ -698,19 +698,19 @@ impl Rollup {
     }
 
     /// Days and categories that lost expenses: their rows may have reached zero.
-    pub fn shrunk(&self) -> impl Iterator<Item = &(NaiveDate, String)> {
+    pub fn shrunk(&self) -> impl Iterator<Item = &(NaiveDate, CategoryKey)> {
         shrunk(&self.days)
     }
 
     /// Months and categories that lost expenses.
-    pub fn shrunk_months(&self) -> impl Iterator<Item = &(NaiveDate, String)> {
+    pub fn shrunk_months(&self) -> impl Iterator<Item = &(NaiveDate, CategoryKey)> {
         shrunk(&self.months)
     }
 }
 
 fn shrunk(
-    totals: &BTreeMap<(NaiveDate, String), (i64, i64)>,
-) -> impl Iterator<Item = &(NaiveDate, String)> {
+    totals: &BTreeMap<(NaiveDate, CategoryKey), (i64, i64)>,
+) -> impl Iterator<Item = &(NaiveDate, CategoryKey)> {
     totals
         .iter()
         .filter(|(_, (_, count))| *count < 0)

@@ -375,7 +375,8 @@ mod tests {
         };
         let fresh = dir.path().join("fresh.db");
         let store = open(&fresh).await;
-        let user = store.create_user("a@x.io", "hash").await.expect("user");
+        let email = finance_shared::validate::email("a@x.io").expect("email");
+        let user = store.create_user(&email, "hash").await.expect("user");
         assert!(!user.email.is_empty());
         for suffix in ["", "-wal", "-shm"] {
             let file = dir.path().join(format!("fresh.db{suffix}"));

@@ -517,7 +517,9 @@ async fn authenticate(ctx: &Context, args: AuthArgs, register: bool) -> Result<(
         }
         None => prompt_line("Email: ")?,
     };
-    let email = validate::email(&email).map_err(|e| CliError::Usage(format!("email {e}")))?;
+    let email = validate::email(&email)
+        .map_err(|e| CliError::Usage(format!("email {e}")))?
+        .into_string();
     let password = if args.password_stdin {
         let mut line = String::new();
         std::io::stdin()

@@ -243,7 +243,7 @@ where
         query.push_values(&rows, |mut row, (e, t)| {
             row.push_bind(e.id)
                 .push_bind(&e.category)
-                .push_bind(finance_shared::validate::category_key(&e.category))
+                .push_bind(finance_shared::validate::category_key(&e.category).as_str())
                 .push_bind(&e.description)
                 .push_bind(e.description.as_deref().map(super::super::search_key))
                 .push_bind(e.amount.minor())

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use finance_shared::validate::Email;
 use finance_shared::{CategoryInfo, Expense, Summary, User};
 use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, QueryBuilder, Type};
 use uuid::Uuid;
@@ -53,10 +54,10 @@ where
         Ok(())
     }
 
-    async fn create_user(&self, email: &str, password_hash: &str) -> Result<User, StoreError> {
+    async fn create_user(&self, email: &Email, password_hash: &str) -> Result<User, StoreError> {
         let user = User {
             id: Uuid::now_v7(),
-            email: email.to_owned(),
+            email: email.to_string(),
             created_at: now_micros(),
         };
         let text = sql!(
@@ -75,13 +76,13 @@ where
         Ok(user)
     }
 
-    async fn user_credentials(&self, email: &str) -> Result<Option<UserCredentials>, StoreError> {
+    async fn user_credentials(&self, email: &Email) -> Result<Option<UserCredentials>, StoreError> {
         let text = sql!(
             E,
             "SELECT id, email, created_at, password_hash, token_generation \
              FROM users WHERE email = ?"
         );
-        self.credentials(text, email.to_owned()).await
+        self.credentials(text, email.to_string()).await
     }
 
     async fn user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
@@ -251,7 +252,7 @@ where
         ));
         query.push_bind(user_id);
         if let Some(key) = &filter.category_key {
-            query.push(" AND category_key = ").push_bind(key);
+            query.push(" AND category_key = ").push_bind(key.as_str());
         }
         if let Some(from) = filter.from {
             query.push(" AND spent_on >= ").push_bind(from);

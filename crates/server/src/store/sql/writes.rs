@@ -48,7 +48,7 @@ where
             let e = &n.expense;
             row.push_bind(e.id)
                 .push_bind(&e.category)
-                .push_bind(finance_shared::validate::category_key(&e.category))
+                .push_bind(finance_shared::validate::category_key(&e.category).as_str())
                 .push_bind(&e.description)
                 .push_bind(e.description.as_deref().map(super::super::search_key))
                 .push_bind(e.amount.minor())
@@ -143,7 +143,9 @@ where
             let mut query =
                 QueryBuilder::<E::DB>::new("INSERT INTO categories (user_id, category_key, name) ");
             query.push_values(chunk, |mut row, (key, name)| {
-                row.push_bind(user_id).push_bind(*key).push_bind(*name);
+                row.push_bind(user_id)
+                    .push_bind(key.as_str())
+                    .push_bind(*name);
             });
             query.push(E::ignore_duplicates("user_id, category_key", "name"));
             query.build().execute(&mut *conn).await?;
@@ -160,7 +162,7 @@ where
                 query.push_values(chunk, |mut row, ((day, key), (total, count))| {
                     row.push_bind(user_id)
                         .push_bind(*day)
-                        .push_bind(key)
+                        .push_bind(key.as_str())
                         .push_bind(*total)
                         .push_bind(*count);
                 });
@@ -190,7 +192,7 @@ where
             sqlx::query(text)
                 .bind(user_id)
                 .bind(*period)
-                .bind(key)
+                .bind(key.as_str())
                 .execute(&mut *conn)
                 .await?;
         }
@@ -269,7 +271,7 @@ where
         );
         sqlx::query(text)
             .bind(&new.category)
-            .bind(finance_shared::validate::category_key(&new.category))
+            .bind(finance_shared::validate::category_key(&new.category).as_str())
             .bind(&new.description)
             .bind(new.description.as_deref().map(super::super::search_key))
             .bind(new.amount.minor())
@@ -335,9 +337,9 @@ where
         );
         let moved = sqlx::query(text)
             .bind(to)
-            .bind(&to_key)
+            .bind(to_key.as_str())
             .bind(user_id)
-            .bind(&from_key)
+            .bind(from_key.as_str())
             .execute(&mut *tx)
             .await?;
         let moved = E::rows_affected(&moved);
@@ -365,16 +367,16 @@ where
             ];
             for merge in merges {
                 sqlx::query(merge)
-                    .bind(&to_key)
+                    .bind(to_key.as_str())
                     .bind(user_id)
-                    .bind(&from_key)
+                    .bind(from_key.as_str())
                     .execute(&mut *tx)
                     .await?;
             }
             for clear in clears {
                 sqlx::query(clear)
                     .bind(user_id)
-                    .bind(&from_key)
+                    .bind(from_key.as_str())
                     .execute(&mut *tx)
                     .await?;
             }
@@ -388,7 +390,7 @@ where
         );
         sqlx::query(text)
             .bind(user_id)
-            .bind(&to_key)
+            .bind(to_key.as_str())
             .bind(to)
             .execute(&mut *tx)
             .await?;
