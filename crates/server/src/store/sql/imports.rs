@@ -24,6 +24,12 @@ use super::super::{
 use super::writes::Conn;
 use super::{Column, Engine, SqlStore, sql};
 
+/// An import's batches, each with the insert of all its rows.
+type Prepared<'r, DB> = (
+    ImportBatches<'r>,
+    Vec<(Vec<(Expense, &'r BankTransaction)>, QueryBuilder<DB>)>,
+);
+
 /// What an import's rows are checked against besides their ids, beyond
 /// what every user needs: each check is an index lookup per row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,15 +67,9 @@ where
         if let Some(job) = request.job {
             return self.import_job_in(user_id, request, job).await;
         }
+        let prepared = Self::prepare(user_id, &request);
         let mut tx = self.engine.begin_write().await?;
-        Self::lock_users_first(&mut tx, [user_id]).await?;
-        let checks = Self::import_checks(&mut tx, user_id, &request).await?;
-        let mut batches = ImportBatches::new(&request);
-        while let Some(rows) = batches.next_batch() {
-            let written = Self::insert_imported(&mut tx, user_id, &rows, checks).await?;
-            batches.keep(rows, &written);
-        }
-        let outcome = batches.finish();
+        let outcome = Self::write_transactions(&mut tx, user_id, &request, prepared).await?;
         if request.dry_run {
             tx.rollback().await?;
             return Ok(outcome);
@@ -117,15 +117,9 @@ where
                 progress: Some(&progress),
                 ..request
             };
+            let prepared = Self::prepare(user_id, &chunk);
             let mut tx = self.engine.begin_write().await?;
-            Self::lock_users_first(&mut tx, [user_id]).await?;
-            let checks = Self::import_checks(&mut tx, user_id, &chunk).await?;
-            let mut batches = ImportBatches::new(&chunk);
-            while let Some(rows) = batches.next_batch() {
-                let written = Self::insert_imported(&mut tx, user_id, &rows, checks).await?;
-                batches.keep(rows, &written);
-            }
-            let outcome = batches.finish();
+            let outcome = Self::write_transactions(&mut tx, user_id, &chunk, prepared).await?;
             if !outcome.imported.is_empty() {
                 Self::apply_rollup(&mut tx, user_id, &Rollup::of(&outcome.imported)).await?;
             }
@@ -163,6 +157,35 @@ where
         Self::remember(&mut tx, user_id, request.idempotency, 201, body).await?;
         tx.commit().await?;
         Ok(outcome)
+    }
+
+    /// A request's batches, each with the insert of all its rows, built
+    /// before the transaction (on SQLite, outside the one writer's lock).
+    fn prepare<'r>(user_id: Uuid, request: &ImportRequest<'r>) -> Prepared<'r, E::DB> {
+        let mut batches = ImportBatches::new(request);
+        let mut statements = Vec::new();
+        while let Some(rows) = batches.next_batch() {
+            let insert = Self::insert_statement(user_id, &rows.iter().collect::<Vec<_>>());
+            statements.push((rows, insert));
+        }
+        (batches, statements)
+    }
+
+    /// Writes prepared batches in `conn`'s transaction, skipping the rows it
+    /// must; says what it wrote (the rollup is the caller's).
+    async fn write_transactions(
+        conn: &mut Conn<E>,
+        user_id: Uuid,
+        request: &ImportRequest<'_>,
+        (mut batches, statements): Prepared<'_, E::DB>,
+    ) -> Result<ImportOutcome, StoreError> {
+        Self::lock_users_first(conn, [user_id]).await?;
+        let checks = Self::import_checks(conn, user_id, request).await?;
+        for (rows, insert) in statements {
+            let written = Self::insert_imported(conn, user_id, &rows, checks, Some(insert)).await?;
+            batches.keep(rows, &written);
+        }
+        Ok(batches.finish())
     }
 
     /// What `source`'s import for the user has to check (a look at the edges
@@ -206,6 +229,7 @@ where
         user_id: Uuid,
         rows: &[(Expense, &BankTransaction)],
         checks: ImportChecks,
+        prepared: Option<QueryBuilder<E::DB>>,
     ) -> Result<HashSet<Uuid>, sqlx::Error> {
         let Some((first, _)) = rows.first() else {
             return Ok(HashSet::new());
@@ -226,6 +250,7 @@ where
         }
         let legacy = super::super::legacy_ids(rows, checks.legacy);
         let known = Self::known_ids(conn, user_id, source, rows, checks, &legacy).await?;
+        let all = rows.len();
         let rows: Vec<_> = rows
             .iter()
             .filter(|(_, t)| t.origin.is_none_or(|o| !present.contains(&o)))
@@ -235,25 +260,13 @@ where
         if rows.is_empty() {
             return Ok(HashSet::new());
         }
-        let mut query = QueryBuilder::<E::DB>::new(
-            "INSERT INTO expenses (id, category, category_key, description, description_key, \
-             amount_minor, spent_on, created_at, source, external_id, user_id) ",
-        );
-        let created_at = first.created_at;
-        query.push_values(&rows, |mut row, (e, t)| {
-            row.push_bind(e.id)
-                .push_bind(&e.category)
-                .push_bind(finance_shared::validate::category_key(&e.category).as_str())
-                .push_bind(&e.description)
-                .push_bind(e.description.as_deref().map(super::super::search_key))
-                .push_bind(e.amount.minor())
-                .push_bind(e.spent_on)
-                .push_bind(E::time(created_at))
-                .push_bind(source)
-                .push_bind(&t.external_id)
-                .push_bind(user_id);
-        });
-        query.push(E::ignore_duplicates("user_id, source, external_id", "id"));
+        // The statement built beforehand has every row; rebuilt only when
+        // some were found to be skipped.
+        let mut query = match prepared {
+            Some(query) if rows.len() == all => query,
+            _ => Self::insert_statement(user_id, &rows),
+        };
+
         if E::RETURNING {
             query.push(" RETURNING id");
             let ids: Vec<Uuid> = query.build_query_scalar().fetch_all(&mut *conn).await?;
@@ -275,6 +288,32 @@ where
         E::push_any_id(&mut query, "id", &ids);
         let ids: Vec<Uuid> = query.build_query_scalar().fetch_all(&mut *conn).await?;
         Ok(ids.into_iter().collect())
+    }
+
+    /// The insert of a batch's rows, skipping those already imported.
+    fn insert_statement(
+        user_id: Uuid,
+        rows: &[&(Expense, &BankTransaction)],
+    ) -> QueryBuilder<E::DB> {
+        let mut query = QueryBuilder::<E::DB>::new(
+            "INSERT INTO expenses (id, category, category_key, description, description_key, \
+             amount_minor, spent_on, created_at, source, external_id, user_id) ",
+        );
+        query.push_values(rows, |mut row, (e, t)| {
+            row.push_bind(e.id)
+                .push_bind(&e.category)
+                .push_bind(finance_shared::validate::category_key(&e.category).as_str())
+                .push_bind(&e.description)
+                .push_bind(e.description.as_deref().map(super::super::search_key))
+                .push_bind(e.amount.minor())
+                .push_bind(e.spent_on)
+                .push_bind(E::time(e.created_at))
+                .push_bind(e.source.as_str())
+                .push_bind(&t.external_id)
+                .push_bind(user_id);
+        });
+        query.push(E::ignore_duplicates("user_id, source, external_id", "id"));
+        query
     }
 
     /// The provider ids among a batch's (when the user has deleted imports)
