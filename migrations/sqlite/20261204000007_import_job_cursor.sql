@@ -1,7 +1,11 @@
 -- A background import commits in chunks, each with the job's cursor: how
 -- many of its transactions are written, and what they came to. A job run
 -- again after a crash goes on from there, so each row is written once and
--- its counts stay exact.
-ALTER TABLE import_jobs ADD COLUMN written INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE import_jobs ADD COLUMN written_imported INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE import_jobs ADD COLUMN written_skipped INTEGER NOT NULL DEFAULT 0;
+-- its counts stay exact. A table of its own: moving the cursor rewrites a
+-- small row, not the job's row with its payload.
+CREATE TABLE import_job_cursors (
+    job_id   BLOB PRIMARY KEY NOT NULL REFERENCES import_jobs (id) ON DELETE CASCADE,
+    written  INTEGER NOT NULL,
+    imported INTEGER NOT NULL,
+    skipped  INTEGER NOT NULL
+);

@@ -97,12 +97,15 @@ where
     ) -> Result<ImportOutcome, StoreError> {
         let text = sql!(
             E,
-            "SELECT written, written_imported, written_skipped FROM import_jobs WHERE id = ?"
+            "SELECT written, imported, skipped FROM import_job_cursors WHERE job_id = ?"
         );
         let mut conn = self.engine.read_pool().acquire().await?;
-        let (written, mut imported, mut skipped): (i64, i64, i64) =
-            sqlx::query_as(text).bind(job).fetch_one(&mut *conn).await?;
+        let cursor: Option<(i64, i64, i64)> = sqlx::query_as(text)
+            .bind(job)
+            .fetch_optional(&mut *conn)
+            .await?;
         drop(conn);
+        let (written, mut imported, mut skipped) = cursor.unwrap_or_default();
         let all = request.transactions;
         let mut at = usize::try_from(written).unwrap_or(0).min(all.len());
         while at < all.len() {
@@ -123,21 +126,33 @@ where
             if !outcome.imported.is_empty() {
                 Self::apply_rollup(&mut tx, user_id, &Rollup::of(&outcome.imported)).await?;
             }
-            let text = sql!(
-                E,
-                "UPDATE import_jobs SET written = ?, written_imported = written_imported + ?, \
-                 written_skipped = written_skipped + ? WHERE id = ? AND written = ?"
-            );
-            let moved = sqlx::query(text)
-                .bind(end as i64)
-                .bind(outcome.imported_total as i64)
-                .bind(outcome.skipped as i64)
-                .bind(job)
-                .bind(at as i64)
-                .execute(&mut *tx)
-                .await?;
+            let (added, passed) = (outcome.imported_total as i64, outcome.skipped as i64);
+            let moved = if at == 0 {
+                let text = sql!(
+                    E,
+                    "INSERT INTO import_job_cursors (job_id, written, imported, skipped) \
+                     VALUES (?, ?, ?, ?)"
+                );
+                let insert = sqlx::query(text)
+                    .bind(job)
+                    .bind(end as i64)
+                    .bind(added)
+                    .bind(passed);
+                let inserted = insert.execute(&mut *tx).await;
+                E::rows_affected(
+                    &inserted.map_err(|e| StoreError::from(e).on(Unique::IdempotencyKey))?,
+                )
+            } else {
+                let text = sql!(
+                    E,
+                    "UPDATE import_job_cursors SET written = ?, imported = imported + ?, \
+                     skipped = skipped + ? WHERE job_id = ? AND written = ?"
+                );
+                let update = sqlx::query(text).bind(end as i64).bind(added).bind(passed);
+                E::rows_affected(&update.bind(job).bind(at as i64).execute(&mut *tx).await?)
+            };
             // Another run of the job moved the cursor first: it goes on.
-            if E::rows_affected(&moved) != 1 {
+            if moved != 1 {
                 return Err(StoreError::Conflict(Unique::IdempotencyKey));
             }
             tx.commit().await?;
