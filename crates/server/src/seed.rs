@@ -44,6 +44,7 @@ pub async fn seed(state: &AppState, users: u32, expenses: u64) -> anyhow::Result
                     ImportRequest {
                         source: "seed",
                         transactions: &transactions,
+                        corrections: &[],
                         idempotency: None,
                         dry_run: false,
                         body: &import_body,

@@ -917,7 +917,7 @@ async fn csv_reads_a_bom_legacy_bytes_and_multipart(backend: Backend) {
     let app = spawn_app(backend).await;
     let token = app.new_user().await;
     let mut bom = b"\xEF\xBB\xBFDate;Amount;Text\n".to_vec();
-    bom.extend_from_slice("02.11.2026;-1.234,50;Caf\u{e9} \u{20ac}\n".as_bytes());
+    bom.extend_from_slice("22.11.2026;-1.234,50;Caf\u{e9} \u{20ac}\n".as_bytes());
     let utf8 = app
         .upload(
             "/api/imports/csv?date=Date&amount=Amount&description=Text",
@@ -930,7 +930,7 @@ async fn csv_reads_a_bom_legacy_bytes_and_multipart(backend: Backend) {
     assert_eq!(utf8.body["expenses"][0]["amount"], "1234.50");
     assert_eq!(utf8.body["expenses"][0]["description"], "Café €");
     // Windows-1252: é is 0xE9 and € is 0x80.
-    let cp1252 = b"Date;Amount;Text\n03.11.2026;-2,00;Caf\xE9 \x80\n".to_vec();
+    let cp1252 = b"Date;Amount;Text\n23.11.2026;-2,00;Caf\xE9 \x80\n".to_vec();
     let legacy = app
         .upload(
             "/api/imports/csv?date=Date&amount=Amount&description=Text",
@@ -950,6 +950,7 @@ async fn csv_reads_a_bom_legacy_bytes_and_multipart(backend: Backend) {
         .text("amount", "2")
         .text("description", "3")
         .text("decimal", "comma")
+        .text("date_format", "%d.%m.%Y")
         .part(
             "file",
             reqwest::multipart::Part::bytes(b"Datum;Betrag;Text\n04.11.2026;-7,25;Form\n".to_vec())

@@ -460,7 +460,22 @@ pub struct FileImportResult {
     pub imported: u64,
     /// Money-out transactions already imported before (or deleted since).
     pub skipped: u64,
-    /// Money-in and zero transactions: not expenses.
+    /// Expenses an OFX correction (`CORRECTACTION` `REPLACE`) changed.
+    #[serde(default)]
+    pub replaced: u64,
+    /// Expenses an OFX correction (`CORRECTACTION` `DELETE`) deleted.
+    #[serde(default)]
+    pub deleted: u64,
+    /// Pending rows, left out: the booked row is imported when it comes.
+    #[serde(default)]
+    pub pending: u64,
+    /// Transactions of zero: not expenses.
+    #[serde(default)]
+    pub zero_amount: u64,
+    /// Money-in transactions: not expenses.
+    #[serde(default)]
+    pub money_in_count: u64,
+    /// `money_in_count` and `zero_amount` together.
     pub ignored: u64,
     /// Sum of the money-out transactions read.
     pub money_out: Money,
@@ -473,6 +488,9 @@ pub struct FileImportResult {
     pub errors_total: u64,
     /// The expenses created (or that would be).
     pub expenses: Vec<Expense>,
+    /// The import profile the file was read with, by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 /// Which sign a bank file gives money going out.
@@ -514,28 +532,51 @@ pub struct CsvImportQuery {
     /// The `direction` value that means money out (default `D`; case-insensitive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub out_value: Option<String>,
+    /// The description column, or several separated by commas (a bank's
+    /// counterparty and purpose text): their texts are joined with ` - ` in
+    /// the order given, empty ones left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
+    /// A column saying whether the row is booked or pending: pending rows
+    /// are left out and counted (see `pending`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The `status` values that mean pending, separated by commas
+    /// (case-insensitive; default `pending`, `Umsatz vorgemerkt`,
+    /// `vorgemerkt`, `authorized`, `authorised`, `in progress`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<String>,
     /// The bank's transaction id, if the file has one: the key for deduplication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// A chrono format such as `%d/%m/%Y` (default: `%Y-%m-%d`, `%d.%m.%Y`, `%Y/%m/%d` or `%Y%m%d`).
+    /// A chrono format such as `%d/%m/%Y`; `%Y` is a four-digit year, `%y`
+    /// a two-digit one (`00`–`69` are 2000–2069, `70`–`99` 1970–1999).
+    /// Default: the one format that reads every date of the file, day- or
+    /// month-first, with any separator; 422 listing the candidates when more
+    /// than one does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub date_format: Option<String>,
-    /// `auto` (default), `point` or `comma`.
+    /// `auto` (default: the style the file's amounts show), `point` or
+    /// `comma`. An amount written in the other style is a line error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decimal: Option<crate::money::Decimal>,
     /// `negative_out` (default) or `positive_out`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sign: Option<SignConvention>,
-    /// `,` `;` `tab` or `|` (default: found from the header).
+    /// Default: found from the header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delimiter: Option<String>,
-    /// `auto` (default: UTF-8, else Windows-1252), `utf-8` or `windows-1252`.
+    pub delimiter: Option<Delimiter>,
+    /// `auto` (default: UTF-8, else Windows-1252) or any WHATWG encoding
+    /// label: `utf-8`, `windows-1252`, `iso-8859-15`, `utf-16le`, `latin1`...
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoding: Option<String>,
+    /// A saved import profile (`/api/import-profiles`) by name: its options,
+    /// under those given here. Without options, the profile whose columns
+    /// the file's header has is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
     /// Category of rows without one (default `Uncategorized`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_category: Option<String>,
@@ -548,6 +589,48 @@ pub struct CsvImportQuery {
     /// Answer 202 at once and import in the background (see `GET /api/imports/{job_id}`).
     #[serde(default, rename = "async", skip_serializing_if = "Option::is_none")]
     pub background: Option<bool>,
+}
+
+/// The character between a CSV file's fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum Delimiter {
+    #[serde(rename = ",")]
+    Comma,
+    #[serde(rename = ";")]
+    Semicolon,
+    #[serde(rename = "tab", alias = "\\t", alias = "\t")]
+    Tab,
+    #[serde(rename = "|")]
+    Pipe,
+}
+
+impl Delimiter {
+    pub const ALL: [Delimiter; 4] = [
+        Delimiter::Comma,
+        Delimiter::Semicolon,
+        Delimiter::Tab,
+        Delimiter::Pipe,
+    ];
+
+    pub fn byte(self) -> u8 {
+        match self {
+            Delimiter::Comma => b',',
+            Delimiter::Semicolon => b';',
+            Delimiter::Tab => b'\t',
+            Delimiter::Pipe => b'|',
+        }
+    }
+
+    /// The option's value naming it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Delimiter::Comma => ",",
+            Delimiter::Semicolon => ";",
+            Delimiter::Tab => "tab",
+            Delimiter::Pipe => "|",
+        }
+    }
 }
 
 /// Query of `POST /api/imports/ofx` (OFX 1.x and 2.x, QFX).
@@ -648,7 +731,22 @@ pub struct ImportJob {
     /// Transactions already imported before (or deleted since), once succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<u64>,
-    /// Money-in and zero transactions: not expenses.
+    /// Expenses OFX corrections changed, once succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<u64>,
+    /// Expenses OFX corrections deleted, once succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<u64>,
+    /// Pending rows, left out.
+    #[serde(default)]
+    pub pending: u64,
+    /// Transactions of zero: not expenses.
+    #[serde(default)]
+    pub zero_amount: u64,
+    /// Money-in transactions: not expenses.
+    #[serde(default)]
+    pub money_in_count: u64,
+    /// `money_in_count` and `zero_amount` together.
     pub ignored: u64,
     /// Lines of the file that could not be read, in file order: the first 100.
     pub errors: Vec<LineError>,

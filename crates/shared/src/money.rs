@@ -19,6 +19,9 @@ pub enum MoneyError {
     TooManyDecimals,
     /// Too large to represent.
     Overflow,
+    /// Written with the other decimal separator than the one asked for
+    /// (`-5,50` read with a decimal point): the separator it has.
+    OtherDecimal(Decimal),
 }
 
 impl fmt::Display for MoneyError {
@@ -27,6 +30,12 @@ impl fmt::Display for MoneyError {
             MoneyError::Invalid => "must be a decimal number such as 12.50",
             MoneyError::TooManyDecimals => "must have at most 2 decimal places",
             MoneyError::Overflow => "must be at most 1000000000",
+            MoneyError::OtherDecimal(Decimal::Comma) => {
+                "has a decimal comma, but the decimal style is point (decimal=point)"
+            }
+            MoneyError::OtherDecimal(_) => {
+                "has a decimal point, but the decimal style is comma (decimal=comma)"
+            }
         })
     }
 }
@@ -67,8 +76,14 @@ impl Money {
         };
         let s = s.trim();
         let separator = match decimal {
-            Decimal::Point => Some('.'),
-            Decimal::Comma => Some(','),
+            Decimal::Point => {
+                check_grouping(s, '.', ',')?;
+                Some('.')
+            }
+            Decimal::Comma => {
+                check_grouping(s, ',', '.')?;
+                Some(',')
+            }
             Decimal::Auto => s.rfind([',', '.']).and_then(|i| {
                 let digits = s.len() - i - 1;
                 let sep = s[i..].chars().next()?;
@@ -97,6 +112,48 @@ impl Money {
         };
         let money: Money = plain.parse()?;
         Ok(if negative { Money(-money.0) } else { money })
+    }
+}
+
+/// Checks that `other` appears in `s` only as a thousands separator before
+/// the `decimal` separator: each one followed by three digits.
+fn check_grouping(s: &str, decimal: char, other: char) -> Result<(), MoneyError> {
+    let whole = s.split(decimal).next().unwrap_or(s);
+    let fraction_has_other = s.split(decimal).skip(1).any(|f| f.contains(other));
+    let bad_group = whole
+        .split(other)
+        .skip(1)
+        .any(|group| group.len() != 3 || !group.bytes().all(|b| b.is_ascii_digit()));
+    if fraction_has_other || bad_group {
+        return Err(MoneyError::OtherDecimal(match other {
+            ',' => Decimal::Comma,
+            _ => Decimal::Point,
+        }));
+    }
+    if s.matches(decimal).count() > 1 {
+        return Err(MoneyError::Invalid);
+    }
+    Ok(())
+}
+
+impl Decimal {
+    /// The separator an amount as written shows to be its decimal one: the
+    /// last `,` or `.` when one or two digits follow it, or when the other
+    /// comes before it (`1.234,5`); `None` when the text cannot tell
+    /// (`12`, `1,234`).
+    pub fn shown_by(raw: &str) -> Option<Decimal> {
+        let s = raw.trim().trim_end_matches('-');
+        let i = s.rfind([',', '.'])?;
+        let sep = s[i..].chars().next()?;
+        let other = if sep == ',' { '.' } else { ',' };
+        let digits = s[i + 1..].trim();
+        let shown = (1..=2).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+            || s[..i].contains(other);
+        shown.then_some(if sep == ',' {
+            Decimal::Comma
+        } else {
+            Decimal::Point
+        })
     }
 }
 
@@ -257,6 +314,32 @@ pub fn amount_input_schema() -> utoipa::openapi::schema::Schema {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_given_decimal_style_never_multiplies_an_amount() {
+        let read = |s, d| Money::parse_localized(s, d).map(|m| m.minor());
+        let comma = Err(MoneyError::OtherDecimal(Decimal::Comma));
+        assert_eq!(read("-5,50", Decimal::Point), comma);
+        assert_eq!(read("1.060,22", Decimal::Point), comma);
+        assert_eq!(read("1,5", Decimal::Point), comma);
+        assert_eq!(read("1,234.50", Decimal::Point), Ok(123_450));
+        assert_eq!(
+            read("12.50", Decimal::Comma),
+            Err(MoneyError::OtherDecimal(Decimal::Point))
+        );
+        assert_eq!(read("1.060,22", Decimal::Comma), Ok(106_022));
+        assert_eq!(read("1,2,3", Decimal::Comma), Err(MoneyError::Invalid));
+    }
+
+    #[test]
+    fn the_decimal_style_an_amount_shows() {
+        assert_eq!(Decimal::shown_by("-5,50"), Some(Decimal::Comma));
+        assert_eq!(Decimal::shown_by("1.234,5"), Some(Decimal::Comma));
+        assert_eq!(Decimal::shown_by("1,234.56"), Some(Decimal::Point));
+        assert_eq!(Decimal::shown_by("12.5-"), Some(Decimal::Point));
+        assert_eq!(Decimal::shown_by("1,234"), None);
+        assert_eq!(Decimal::shown_by("2500"), None);
+    }
 
     #[test]
     fn bank_amounts_are_read_in_every_local_form() {

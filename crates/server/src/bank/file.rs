@@ -8,7 +8,8 @@ use finance_shared::{LineError, Money, validate};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{BankTransaction, LEGACY_FINGERPRINTS};
+use super::dates::DateRange;
+use super::{BankTransaction, Correction, LEGACY_FINGERPRINTS};
 
 /// What the id of a transaction without the bank's id starts with; the
 /// transaction's date follows, so one statement's ids sit together in the
@@ -33,6 +34,8 @@ pub struct FileTransaction {
     pub provider_id: Option<String>,
     /// The expense it was exported from (this server's own CSV export).
     pub origin: Option<Uuid>,
+    /// An OFX correction of the transaction with this bank id.
+    pub correction: Option<(Correction, String)>,
 }
 
 /// Line errors kept of one file: the earliest lines; the rest are counted.
@@ -47,6 +50,8 @@ pub struct ParsedFile {
     pub errors: Vec<LineError>,
     /// Every line that failed.
     pub errors_total: u64,
+    /// Pending rows, left out.
+    pub pending: u64,
     /// The latest line among `errors`.
     latest_kept: u64,
 }
@@ -83,38 +88,52 @@ impl ParsedFile {
 pub struct FileError(pub String);
 
 /// Text encodings bank files come in.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Encoding {
     /// UTF-8 when the bytes are valid UTF-8, Windows-1252 otherwise.
     #[default]
     Auto,
-    #[serde(alias = "utf8")]
-    Utf8,
-    /// Windows-1252, the superset of ISO-8859-1 that Western banks export in.
-    #[serde(alias = "cp1252", alias = "iso-8859-1", alias = "latin1")]
-    Windows1252,
+    /// One named by a WHATWG label (`utf-8`, `windows-1252`, `latin1`,
+    /// `iso-8859-15`, `utf-16le`...).
+    Named(&'static encoding_rs::Encoding),
+}
+
+impl Encoding {
+    /// The encoding an option names: `auto` or any WHATWG label.
+    pub fn from_label(label: &str) -> Result<Encoding, String> {
+        let label = label.trim();
+        if label.eq_ignore_ascii_case("auto") {
+            return Ok(Encoding::Auto);
+        }
+        // Older servers took these spellings, which WHATWG does not list.
+        let label = match label.to_ascii_lowercase().as_str() {
+            "utf8" => "utf-8".to_owned(),
+            "cp1252" => "windows-1252".to_owned(),
+            other => other.to_owned(),
+        };
+        encoding_rs::Encoding::for_label(label.as_bytes())
+            .map(Encoding::Named)
+            .ok_or_else(|| {
+                format!(
+                    "{label:?} is not an encoding label: use auto, utf-8, windows-1252, \
+                     iso-8859-15, utf-16le or another WHATWG label"
+                )
+            })
+    }
 }
 
 /// The file as text, without a byte-order mark.
 pub fn decode(bytes: &[u8], encoding: Encoding) -> Result<String, FileError> {
-    let utf8 = || {
-        encoding_rs::UTF_8
-            .decode_without_bom_handling_and_without_replacement(
-                bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes),
-            )
+    let strict = |encoding: &'static encoding_rs::Encoding| {
+        let (encoding, bom) = encoding_rs::Encoding::for_bom(bytes).unwrap_or((encoding, 0));
+        encoding
+            .decode_without_bom_handling_and_without_replacement(&bytes[bom..])
             .map(|t| t.into_owned())
-    };
-    let cp1252 = || {
-        encoding_rs::WINDOWS_1252
-            .decode_without_bom_handling(bytes)
-            .0
-            .into_owned()
+            .ok_or_else(|| FileError(format!("the file is not valid {}", encoding.name())))
     };
     match encoding {
-        Encoding::Utf8 => utf8().ok_or_else(|| FileError("the file is not valid UTF-8".into())),
-        Encoding::Windows1252 => Ok(cp1252()),
-        Encoding::Auto => Ok(utf8().unwrap_or_else(cp1252)),
+        Encoding::Named(e) => strict(e),
+        Encoding::Auto => strict(encoding_rs::UTF_8).or_else(|_| strict(encoding_rs::WINDOWS_1252)),
     }
 }
 
@@ -135,7 +154,10 @@ pub fn clean_description(raw: &str) -> Option<String> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FileTotals {
     pub transactions: u64,
-    pub ignored: u64,
+    /// Money-in transactions.
+    pub money_in_count: u64,
+    pub zero_amount: u64,
+    pub pending: u64,
     pub money_out: Money,
     pub money_in: Money,
     /// The line of the first transaction that was read whole.
@@ -143,6 +165,11 @@ pub struct FileTotals {
 }
 
 impl FileTotals {
+    /// Transactions that are not expenses: money in and zero.
+    pub fn ignored(&self) -> u64 {
+        self.money_in_count + self.zero_amount
+    }
+
     fn saw_good_line(&mut self, line: u64) {
         self.first_good_line = Some(self.first_good_line.map_or(line, |l| l.min(line)));
     }
@@ -186,20 +213,31 @@ pub fn to_bank_transactions(
     parsed: &mut ParsedFile,
     id_prefix: &str,
     default_category: &str,
+    range: DateRange,
 ) -> (Vec<BankTransaction>, FileTotals) {
-    let mut totals = FileTotals::default();
+    let mut totals = FileTotals {
+        pending: parsed.pending,
+        ..FileTotals::default()
+    };
     let mut seen: HashMap<String, u32> = HashMap::new();
     let mut out = Vec::new();
     let transactions = std::mem::take(&mut parsed.transactions);
     for t in transactions {
         totals.transactions += 1;
-        if let Err(why) = validate::date(t.date) {
-            parsed.error(t.line, format!("date {} {why}", t.date));
+        let deletes = matches!(t.correction, Some((Correction::Delete, _)));
+        if !deletes && !(range.first..=range.last).contains(&t.date) {
+            parsed.error(
+                t.line,
+                format!(
+                    "date {} is outside {} to {}",
+                    t.date, range.first, range.last
+                ),
+            );
             continue;
         }
-        if t.provider_id
-            .as_ref()
-            .is_some_and(|id| id.chars().count() > PROVIDER_ID_MAX_CHARS)
+        let too_long = |id: &String| id.chars().count() > PROVIDER_ID_MAX_CHARS;
+        if t.provider_id.as_ref().is_some_and(too_long)
+            || t.correction.as_ref().is_some_and(|(_, id)| too_long(id))
         {
             parsed.error(
                 t.line,
@@ -207,9 +245,34 @@ pub fn to_bank_transactions(
             );
             continue;
         }
+        // A correction to money in (or to zero) leaves no expense behind.
+        let correction = t.correction.as_ref().map(|(kind, target)| {
+            let kind = match kind {
+                Correction::Replace if t.amount < 0 => Correction::Replace,
+                _ => Correction::Delete,
+            };
+            (kind, format!("{id_prefix}id:{target}"))
+        });
+        if let Some((Correction::Delete, external_id)) = correction {
+            totals.saw_good_line(t.line);
+            out.push(BankTransaction {
+                external_id,
+                legacy_id: None,
+                category: default_category.to_owned(),
+                description: None,
+                amount: Money::ZERO,
+                spent_on: t.date,
+                origin: None,
+                correction: Some(Correction::Delete),
+            });
+            continue;
+        }
         if t.amount >= 0 {
             totals.money_in = Money::from_minor(totals.money_in.minor().saturating_add(t.amount));
-            totals.ignored += 1;
+            match t.amount {
+                0 => totals.zero_amount += 1,
+                _ => totals.money_in_count += 1,
+            }
             totals.saw_good_line(t.line);
             continue;
         }
@@ -232,9 +295,11 @@ pub fn to_bank_transactions(
             },
             _ => default_category.to_owned(),
         };
-        let (external_id, legacy_id) = match &t.provider_id {
-            Some(id) => (format!("{id_prefix}id:{id}"), None),
-            None => {
+        let correction_kind = correction.as_ref().map(|(kind, _)| *kind);
+        let (external_id, legacy_id) = match (correction, &t.provider_id) {
+            (Some((_, target)), _) => (target, None),
+            (None, Some(id)) => (format!("{id_prefix}id:{id}"), None),
+            (None, None) => {
                 let print = fingerprint(t.date, t.amount, t.description.as_deref());
                 let n = seen.entry(print.clone()).or_default();
                 *n += 1;
@@ -253,6 +318,7 @@ pub fn to_bank_transactions(
             amount,
             spent_on: t.date,
             origin: t.origin,
+            correction: correction_kind,
         });
     }
     parsed.keep_first_errors();
@@ -276,6 +342,10 @@ fn fingerprint(date: NaiveDate, amount: i64, description: Option<&str>) -> Strin
 mod tests {
     use super::*;
 
+    fn range() -> DateRange {
+        DateRange::around(NaiveDate::from_ymd_opt(2026, 12, 4).unwrap_or_default())
+    }
+
     fn txn(line: u64, amount: i64, description: &str) -> FileTransaction {
         FileTransaction {
             line,
@@ -285,6 +355,7 @@ mod tests {
             category: None,
             provider_id: None,
             origin: None,
+            correction: None,
         }
     }
 
@@ -298,13 +369,14 @@ mod tests {
             ],
             ..ParsedFile::default()
         };
-        let (first, totals) = to_bank_transactions(&mut file.clone(), "", "Uncategorized");
+        let (first, totals) = to_bank_transactions(&mut file.clone(), "", "Uncategorized", range());
         assert_eq!(first.len(), 2);
         assert_ne!(first[0].external_id, first[1].external_id);
-        assert_eq!(totals.ignored, 1);
+        assert_eq!(totals.ignored(), 1);
+        assert_eq!(totals.money_in_count, 1);
         assert_eq!(totals.money_out.minor(), -760);
         assert_eq!(totals.money_in.minor(), 5000);
-        let (again, _) = to_bank_transactions(&mut file, "", "Uncategorized");
+        let (again, _) = to_bank_transactions(&mut file, "", "Uncategorized", range());
         assert_eq!(
             first.iter().map(|t| &t.external_id).collect::<Vec<_>>(),
             again.iter().map(|t| &t.external_id).collect::<Vec<_>>()
@@ -320,7 +392,7 @@ mod tests {
             transactions: vec![txn(2, -1234, "  Coffee   SHOP ")],
             ..ParsedFile::default()
         };
-        let (ids, _) = to_bank_transactions(&mut file, "", "Uncategorized");
+        let (ids, _) = to_bank_transactions(&mut file, "", "Uncategorized", range());
         assert_eq!(
             ids[0].external_id,
             "fp2:2026-11-02:aeec5fa44873c4afbd345666d5a8f0dc:1"
@@ -352,14 +424,14 @@ mod tests {
             transactions: vec![far, long, fine],
             ..ParsedFile::default()
         };
-        let (ids, _) = to_bank_transactions(&mut file, "", "Uncategorized");
+        let (ids, _) = to_bank_transactions(&mut file, "", "Uncategorized", range());
         assert_eq!(ids.len(), 1);
         assert_eq!(
             file.errors.iter().map(|e| e.line).collect::<Vec<_>>(),
             [2, 3]
         );
         assert!(
-            file.errors[0].message.contains("1900-01-01"),
+            file.errors[0].message.contains("outside 1900-01-01"),
             "{:?}",
             file.errors
         );
@@ -371,7 +443,7 @@ mod tests {
         for line in (1..=10_000u64).rev() {
             file.error(line, "junk");
         }
-        let (ids, totals) = to_bank_transactions(&mut file, "", "Uncategorized");
+        let (ids, totals) = to_bank_transactions(&mut file, "", "Uncategorized", range());
         assert!(ids.is_empty());
         assert_eq!(file.errors_total, 10_000);
         assert_eq!(
@@ -394,7 +466,7 @@ mod tests {
         for line in 3..500 {
             mostly_good.error(line, "junk");
         }
-        let (_, totals) = to_bank_transactions(&mut mostly_good, "", "Uncategorized");
+        let (_, totals) = to_bank_transactions(&mut mostly_good, "", "Uncategorized", range());
         assert_eq!(totals.unreadable(&mostly_good), None);
         let mut junk_first = ParsedFile {
             transactions: vec![txn(500, -100, "Coffee")],
@@ -403,13 +475,13 @@ mod tests {
         for line in 2..500 {
             junk_first.error(line, "junk");
         }
-        let (_, totals) = to_bank_transactions(&mut junk_first, "", "Uncategorized");
+        let (_, totals) = to_bank_transactions(&mut junk_first, "", "Uncategorized", range());
         assert!(totals.unreadable(&junk_first).is_some());
         let mut clean = ParsedFile {
             transactions: vec![txn(2, -100, "Coffee")],
             ..ParsedFile::default()
         };
-        let (_, totals) = to_bank_transactions(&mut clean, "", "Uncategorized");
+        let (_, totals) = to_bank_transactions(&mut clean, "", "Uncategorized", range());
         assert_eq!(totals.unreadable(&clean), None);
     }
 
@@ -423,7 +495,17 @@ mod tests {
             decode(b"5 \x80", Encoding::Auto).ok().as_deref(),
             Some("5 €")
         );
-        assert!(decode(b"\x80", Encoding::Utf8).is_err());
+        let utf8 = Encoding::from_label("UTF-8").expect("a label");
+        assert!(decode(b"\x80", utf8).is_err());
+        let latin9 = Encoding::from_label("iso-8859-15").expect("a label");
+        assert_eq!(decode(b"5 \xA4", latin9).ok().as_deref(), Some("5 €"));
+        let utf16 = Encoding::from_label("utf-16le").expect("a label");
+        assert_eq!(decode(b"a\0;\0b\0", utf16).ok().as_deref(), Some("a;b"));
+        for label in ["windows-1252", "cp1252", "latin1", "utf8", "auto"] {
+            assert!(Encoding::from_label(label).is_ok(), "{label}");
+        }
+        let why = Encoding::from_label("klingon").expect_err("unknown");
+        assert!(why.contains("windows-1252"), "{why}");
     }
 
     #[test]

@@ -55,6 +55,7 @@ impl MockBank {
                     amount: Money::from_minor(rng.random_range(low..=high)),
                     spent_on,
                     origin: None,
+                    correction: None,
                 }
             })
             .collect()

@@ -1,6 +1,7 @@
 //! Bank connections: where transactions come from on import.
 
 pub mod csv;
+pub mod dates;
 pub mod file;
 mod mock;
 pub mod ofx;
@@ -34,6 +35,21 @@ pub struct BankTransaction {
     /// The expense this transaction was exported from, when it comes from
     /// one of this server's exports: skipped if the user still has it.
     pub origin: Option<Uuid>,
+    /// What this transaction does to the one imported under `external_id`
+    /// (an OFX `CORRECTACTION`), rather than being one of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correction: Option<Correction>,
+}
+
+/// An OFX correction of a transaction imported before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Correction {
+    /// Its amount, date and description are the new ones; it keeps its id
+    /// and its category.
+    Replace,
+    /// It goes, as if the user deleted it.
+    Delete,
 }
 
 impl BankTransaction {

@@ -5,6 +5,7 @@ use chrono::NaiveDate;
 use finance_shared::{Decimal, Money};
 use sgmlish::SgmlEvent;
 
+use super::Correction;
 use super::file::{FileError, FileTransaction, ParsedFile, clean_description};
 
 /// The statement's transactions (`<STMTTRN>`), with the account they belong to.
@@ -23,6 +24,8 @@ struct Raw {
     amount: String,
     name: String,
     memo: String,
+    correct_fitid: String,
+    correct_action: String,
 }
 
 /// Reads an OFX or QFX document.
@@ -82,6 +85,8 @@ pub fn read(text: &str) -> Result<Statement, FileError> {
                             "TRNAMT" => &mut raw.amount,
                             "NAME" => &mut raw.name,
                             "MEMO" => &mut raw.memo,
+                            "CORRECTFITID" => &mut raw.correct_fitid,
+                            "CORRECTACTION" => &mut raw.correct_action,
                             _ => continue,
                         };
                         value.clone_into(slot);
@@ -105,6 +110,39 @@ pub fn read(text: &str) -> Result<Statement, FileError> {
 
 /// Checks one transaction and adds it, or the reason it cannot be read.
 fn finish(raw: Raw, parsed: &mut ParsedFile) {
+    let correction = match (
+        raw.correct_action.to_ascii_uppercase().as_str(),
+        raw.correct_fitid.is_empty(),
+    ) {
+        ("", true) => None,
+        ("REPLACE", false) => Some(Correction::Replace),
+        ("DELETE", false) => Some(Correction::Delete),
+        (_, true) => {
+            parsed.error(raw.line, "CORRECTACTION needs the CORRECTFITID it corrects");
+            return;
+        }
+        (action, false) => {
+            parsed.error(
+                raw.line,
+                format!("CORRECTACTION {action:?} is not REPLACE or DELETE"),
+            );
+            return;
+        }
+    };
+    if correction == Some(Correction::Delete) {
+        // A deletion names its transaction; its other fields may be absent.
+        parsed.transactions.push(FileTransaction {
+            line: raw.line,
+            date: posted_date(&raw.posted).unwrap_or_default(),
+            amount: 0,
+            description: None,
+            category: None,
+            provider_id: None,
+            origin: None,
+            correction: Some((Correction::Delete, raw.correct_fitid)),
+        });
+        return;
+    }
     let Some(date) = posted_date(&raw.posted) else {
         parsed.error(
             raw.line,
@@ -133,6 +171,7 @@ fn finish(raw: Raw, parsed: &mut ParsedFile) {
         category: None,
         provider_id: (!raw.fitid.is_empty()).then_some(raw.fitid),
         origin: None,
+        correction: correction.map(|c| (c, raw.correct_fitid)),
     });
 }
 

@@ -1,22 +1,23 @@
 //! `/api/imports/*`: bringing in bank transactions.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 use finance_shared::{
-    CsvImportQuery, DEFAULT_IMPORT_CATEGORY, ErrorBody, Expense, FileImportResult,
-    IMPORT_COUNT_DEFAULT, IMPORT_COUNT_MAX, ImportJob, ImportResult, MockImportQuery,
-    MockImportRequest, OfxImportQuery, validate,
+    CsvImportQuery, DEFAULT_IMPORT_CATEGORY, ErrorBody, FileImportResult, IMPORT_COUNT_DEFAULT,
+    IMPORT_COUNT_MAX, ImportJob, ImportResult, MockImportQuery, MockImportRequest, OfxImportQuery,
+    validate,
 };
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use super::extract::{ApiQuery, AuthUser, JsonObject};
 use super::idempotency::{self, IdempotencyHeader};
+use super::upload::{FileUpload, Upload, options, upload};
 use crate::bank::BankTransaction;
+use crate::bank::dates::DateRange;
 use crate::bank::file::{Encoding, FileError, ParsedFile, decode, to_bank_transactions};
 use crate::bank::{FetchRequest, csv, ofx};
 use crate::jobs::{Report, SubmitError};
@@ -100,6 +101,7 @@ pub async fn mock(
             ImportRequest {
                 source: state.bank.source(),
                 transactions: &transactions,
+                corrections: &[],
                 idempotency: key.as_ref(),
                 dry_run: false,
                 body: &import_body,
@@ -141,113 +143,6 @@ pub const FILE_BODY_LIMIT: usize = 64 * 1024 * 1024;
 /// Transactions one file import takes at most (a 64 MiB file holds about as many).
 pub const IMPORT_ROWS_MAX: usize = 1_000_000;
 
-/// [`FILE_BODY_LIMIT`] as a 413 names it.
-const FILE_LIMIT_TEXT: &str = "64 MiB";
-
-/// A bank file sent as the whole body, or as the file part of a multipart
-/// form with the query's fields as text parts beside it.
-struct Upload {
-    bytes: Bytes,
-    /// The query string with the form's text fields added (they win).
-    query: String,
-}
-
-fn media_type(headers: &HeaderMap) -> String {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
-}
-
-async fn upload(req: Request, accepted: &[&str]) -> Result<Upload, ApiError> {
-    let media = media_type(req.headers());
-    let query = req.uri().query().unwrap_or("").to_owned();
-    let too_large = |status: StatusCode| status == StatusCode::PAYLOAD_TOO_LARGE;
-    if media == "multipart/form-data" {
-        let mut form = Multipart::from_request(req, &()).await.map_err(|e| {
-            ApiError::BadRequest(format!("cannot read the form: {}", e.body_text()))
-        })?;
-        let mut pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .collect();
-        let mut file = None;
-        loop {
-            let field = match form.next_field().await {
-                Ok(Some(field)) => field,
-                Ok(None) => break,
-                Err(e) if too_large(e.status()) => {
-                    return Err(ApiError::PayloadTooLarge(FILE_LIMIT_TEXT));
-                }
-                Err(e) => {
-                    return Err(ApiError::BadRequest(format!(
-                        "cannot read the form: {}",
-                        e.body_text()
-                    )));
-                }
-            };
-            let name = field.name().unwrap_or("").to_owned();
-            let is_file = field.file_name().is_some() || name == "file";
-            let data = match field.bytes().await {
-                Ok(data) => data,
-                Err(e) if too_large(e.status()) => {
-                    return Err(ApiError::PayloadTooLarge(FILE_LIMIT_TEXT));
-                }
-                Err(e) => {
-                    return Err(ApiError::BadRequest(format!(
-                        "cannot read the form: {}",
-                        e.body_text()
-                    )));
-                }
-            };
-            if is_file {
-                file = Some(data);
-            } else {
-                let value = String::from_utf8_lossy(&data).into_owned();
-                pairs.retain(|(k, _)| *k != name);
-                pairs.push((name, value));
-            }
-        }
-        let bytes = file.ok_or_else(|| ApiError::field("file", "the form has no file part"))?;
-        let query = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(pairs)
-            .finish();
-        return Ok(Upload { bytes, query });
-    }
-    if !accepted.contains(&media.as_str()) {
-        return Err(ApiError::UnsupportedMediaType);
-    }
-    let bytes = Bytes::from_request(req, &()).await.map_err(|e| {
-        if too_large(e.status()) {
-            ApiError::PayloadTooLarge(FILE_LIMIT_TEXT)
-        } else {
-            ApiError::BadRequest(format!("cannot read request body: {}", e.body_text()))
-        }
-    })?;
-    Ok(Upload { bytes, query })
-}
-
-/// The query (with a form's fields) as `T`; a malformed one is a 400.
-fn options<T: serde::de::DeserializeOwned>(query: &str) -> Result<T, ApiError> {
-    let uri: axum::http::Uri = format!("/?{query}")
-        .parse()
-        .map_err(|_| ApiError::BadRequest("invalid query string".into()))?;
-    Query::<T>::try_from_uri(&uri)
-        .map(|Query(q)| q)
-        .map_err(|e| ApiError::BadRequest(format!("invalid query string: {}", e.body_text())))
-}
-
-/// A `multipart/form-data` upload: the file, and optionally the query's fields as text parts.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // Read part by part from the form; this type only documents it.
-pub struct FileUpload {
-    /// The bank file.
-    #[schema(value_type = String, format = Binary)]
-    file: Vec<u8>,
-}
-
 /// What is common to every file import once the file is read.
 struct FileImport<'a> {
     route: &'a str,
@@ -258,6 +153,10 @@ struct FileImport<'a> {
     dry_run: bool,
     strict: bool,
     background: bool,
+    /// The day of the import: a file's dates may be at most a year past it.
+    today: NaiveDate,
+    /// The import profile the file was read with.
+    profile: Option<String>,
 }
 
 async fn import_file(
@@ -282,8 +181,12 @@ async fn import_file(
         ));
     }
     // The file's rows become the import's (and are let go of on the way).
-    let (transactions, totals) =
-        to_bank_transactions(&mut parsed, &import.id_prefix, &default_category);
+    let (transactions, totals) = to_bank_transactions(
+        &mut parsed,
+        &import.id_prefix,
+        &default_category,
+        DateRange::around(import.today),
+    );
     if let Some(why) = totals.unreadable(&parsed) {
         return Err(ApiError::field("file", why));
     }
@@ -315,27 +218,38 @@ async fn import_file(
     if import.background && !import.dry_run {
         let report = Report {
             transactions: totals.transactions,
-            ignored: totals.ignored,
+            ignored: totals.ignored(),
+            pending: totals.pending,
+            zero_amount: totals.zero_amount,
+            money_in_count: totals.money_in_count,
             errors,
             errors_total,
         };
         return queue(state, auth, import.source, &transactions, report, key).await;
     }
-    let result = |imported: &[Expense], skipped: u64| FileImportResult {
+    let (corrections, transactions): (Vec<_>, Vec<_>) = transactions
+        .into_iter()
+        .partition(|t| t.correction.is_some());
+    let result = |outcome: &ImportOutcome| FileImportResult {
         dry_run: import.dry_run,
         transactions: totals.transactions,
-        imported: imported.len() as u64,
-        skipped,
-        ignored: totals.ignored,
+        imported: outcome.imported.len() as u64,
+        skipped: outcome.skipped,
+        replaced: outcome.replaced,
+        deleted: outcome.deleted,
+        pending: totals.pending,
+        zero_amount: totals.zero_amount,
+        money_in_count: totals.money_in_count,
+        ignored: totals.ignored(),
         money_out: totals.money_out,
         money_in: totals.money_in,
         errors: errors.clone(),
         errors_total,
-        expenses: imported.to_vec(),
+        expenses: outcome.imported.clone(),
+        profile: import.profile.clone(),
     };
-    let body = |outcome: &ImportOutcome| {
-        serde_json::to_string(&result(&outcome.imported, outcome.skipped)).unwrap_or_default()
-    };
+    let body =
+        |outcome: &ImportOutcome| serde_json::to_string(&result(outcome)).unwrap_or_default();
     let outcome = match state
         .store
         .import(
@@ -343,6 +257,7 @@ async fn import_file(
             ImportRequest {
                 source: import.source,
                 transactions: &transactions,
+                corrections: &corrections,
                 idempotency: key.as_ref(),
                 dry_run: import.dry_run,
                 body: &body,
@@ -369,6 +284,9 @@ async fn import_file(
         read = totals.transactions,
         imported = outcome.imported.len(),
         skipped = outcome.skipped,
+        replaced = outcome.replaced,
+        deleted = outcome.deleted,
+        pending = totals.pending,
         errors = errors_total,
         "file import"
     );
@@ -377,7 +295,7 @@ async fn import_file(
     } else {
         StatusCode::CREATED
     };
-    Ok((status, Json(result(&outcome.imported, outcome.skipped))).into_response())
+    Ok((status, Json(result(&outcome))).into_response())
 }
 
 /// Parsing a large file is CPU work: off the async workers.
@@ -390,31 +308,71 @@ async fn parse_off_thread<T: Send + 'static>(
         .map_err(|e| ApiError::field("file", e.0))
 }
 
-/// Column options only take effect with a mapping (`date=` and `amount=`, or
-/// `debit=`/`credit=`); without one the columns are found by their names, so
-/// such an option would be silently ignored: a 422 naming it instead.
-fn unmapped_columns(query: &CsvImportQuery) -> Result<(), ApiError> {
-    let mapped = query.date.is_some()
-        || query.amount.is_some()
-        || query.debit.is_some()
-        || query.credit.is_some();
+/// Options that cannot take effect together, or at all: a 422 naming them.
+/// Column options other than `status` take effect only with a mapping
+/// (`date=` and `amount=`, or `debit=`/`credit=`); without one the columns
+/// are found by their names.
+pub(super) fn check_csv_options(query: &CsvImportQuery) -> Result<(), ApiError> {
+    let mut fields = std::collections::BTreeMap::new();
+    let mut clash = |a: &str, b: &str, why: &str| {
+        fields.insert(a.to_owned(), format!("cannot be given with {b}: {why}"));
+        fields.insert(b.to_owned(), format!("cannot be given with {a}: {why}"));
+    };
+    let amount = query.amount.is_some();
+    if amount && query.debit.is_some() {
+        clash("amount", "debit", "give amount=, or debit= and credit=");
+    }
+    if amount && query.credit.is_some() {
+        clash("amount", "credit", "give amount=, or debit= and credit=");
+    }
+    if query.direction.is_some() && query.sign.is_some() {
+        clash(
+            "direction",
+            "sign",
+            "the direction column gives each row's sign",
+        );
+    }
+    let mapped = csv::is_mapped(query);
+    let needs = [
+        (
+            "direction",
+            query.direction.is_some() && mapped && !amount,
+            "takes effect only with amount=",
+        ),
+        (
+            "out_value",
+            query.out_value.is_some() && query.direction.is_none(),
+            "takes effect only with direction=",
+        ),
+    ];
+    for (name, bad, why) in needs {
+        if bad {
+            fields
+                .entry(name.to_owned())
+                .or_insert_with(|| why.to_owned());
+        }
+    }
     let columns = [
         ("id", &query.id),
         ("description", &query.description),
         ("category", &query.category),
         ("direction", &query.direction),
-        ("out_value", &query.out_value),
     ];
-    let fields: std::collections::BTreeMap<String, String> = columns
-        .iter()
-        .filter(|(_, value)| !mapped && value.is_some())
-        .map(|(name, _)| {
-            (
-                (*name).to_owned(),
-                "takes effect only with date= and amount= (or debit= and credit=)".to_owned(),
-            )
-        })
-        .collect();
+    for (name, value) in columns {
+        if !mapped && value.is_some() {
+            fields.entry(name.to_owned()).or_insert_with(|| {
+                "takes effect only with date= and amount= (or debit= and credit=)".to_owned()
+            });
+        }
+    }
+    if let Some(format) = &query.date_format
+        && !format.contains('%')
+    {
+        fields.insert(
+            "date_format".into(),
+            format!("{format:?} is not a chrono format such as %d.%m.%Y or %d/%m/%y"),
+        );
+    }
     match fields.is_empty() {
         true => Ok(()),
         false => Err(ApiError::Validation(fields)),
@@ -469,21 +427,15 @@ pub async fn csv(
     )
     .await?;
     let query: CsvImportQuery = options(&upload.query)?;
-    unmapped_columns(&query)?;
-    let encoding: Encoding = match query.encoding.as_deref() {
-        None => Encoding::Auto,
-        Some(e) => serde_json::from_value(serde_json::Value::String(e.to_ascii_lowercase()))
-            .map_err(|_| {
-                ApiError::BadRequest(format!(
-                    "invalid query string: encoding {e:?} is not auto, utf-8 or windows-1252"
-                ))
-            })?,
-    };
+    check_csv_options(&query)?;
+    let encoding = Encoding::from_label(query.encoding.as_deref().unwrap_or("auto"))
+        .map_err(|why| ApiError::field("encoding", why))?;
+    let today = Utc::now().date_naive();
     let bytes = upload.bytes.clone();
     let mapping = query.clone();
     let parsed = parse_off_thread(move || {
         let text = decode(&bytes, encoding)?;
-        csv::read(&text, &mapping)
+        csv::read(&text, &mapping, today)
     })
     .await?;
     let import = FileImport {
@@ -494,6 +446,8 @@ pub async fn csv(
         dry_run: query.dry_run.unwrap_or(false),
         strict: query.strict.unwrap_or(false),
         background: query.background.unwrap_or(false),
+        today,
+        profile: None,
     };
     import_file(&state, &auth, &headers, &upload, import, parsed).await
 }
@@ -565,6 +519,8 @@ pub async fn ofx(
         dry_run: query.dry_run.unwrap_or(false),
         strict: query.strict.unwrap_or(false),
         background: query.background.unwrap_or(false),
+        today: Utc::now().date_naive(),
+        profile: None,
     };
     import_file(&state, &auth, &headers, &upload, import, statement.parsed).await
 }

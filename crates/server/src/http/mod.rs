@@ -13,6 +13,7 @@ pub mod import_slots;
 pub mod imports;
 mod metrics;
 pub mod openapi;
+mod upload;
 
 use std::time::Duration;
 

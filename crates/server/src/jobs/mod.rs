@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::bank::BankTransaction;
 use crate::state::AppState;
 use crate::store::{
-    IdempotencyKey, ImportRequest, JobEnd, JobRecord, NewJob, Store, StoreError, Unique,
+    IdempotencyKey, ImportRequest, JobCounts, JobEnd, JobRecord, NewJob, Store, StoreError, Unique,
 };
 pub use queue::{Delivery, LocalQueue, Queue, RedisQueue};
 
@@ -35,6 +35,12 @@ pub struct Report {
     pub transactions: u64,
     /// Money-in and zero transactions: not expenses.
     pub ignored: u64,
+    #[serde(default)]
+    pub pending: u64,
+    #[serde(default)]
+    pub zero_amount: u64,
+    #[serde(default)]
+    pub money_in_count: u64,
     /// The first lines that could not be read.
     pub errors: Vec<LineError>,
     /// How many lines could not be read, all told.
@@ -103,6 +109,8 @@ impl Jobs {
             total: job.total,
             imported: None,
             skipped: None,
+            replaced: None,
+            deleted: None,
             error: None,
             attempts: 0,
             created_at: job.created_at,
@@ -162,6 +170,11 @@ pub fn view(record: &JobRecord, done: u64) -> ImportJob {
         done,
         imported: record.imported,
         skipped: record.skipped,
+        replaced: record.replaced,
+        deleted: record.deleted,
+        pending: report.pending,
+        zero_amount: report.zero_amount,
+        money_in_count: report.money_in_count,
         ignored: report.ignored,
         errors_total: report.errors_total.max(report.errors.len() as u64),
         errors: report.errors,
@@ -182,18 +195,8 @@ fn result_key(job: Uuid) -> IdempotencyKey {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct Counts {
-    imported: u64,
-    skipped: u64,
-}
-
 fn counts_body(outcome: &crate::store::ImportOutcome) -> String {
-    serde_json::to_string(&Counts {
-        imported: outcome.imported_total,
-        skipped: outcome.skipped,
-    })
-    .unwrap_or_default()
+    serde_json::to_string(&JobCounts::from(outcome)).unwrap_or_default()
 }
 
 /// The result a finished attempt recorded, if one did.
@@ -201,13 +204,7 @@ async fn recorded(store: &dyn Store, job: &JobRecord) -> Result<Option<JobEnd>, 
     let stored = store
         .idempotent_response(job.user_id, &result_key(job.id).key)
         .await?;
-    Ok(stored.and_then(|s| {
-        let counts: Counts = serde_json::from_str(&s.body).ok()?;
-        Some(JobEnd::Succeeded {
-            imported: counts.imported,
-            skipped: counts.skipped,
-        })
-    }))
+    Ok(stored.and_then(|s| serde_json::from_str(&s.body).ok().map(JobEnd::Succeeded)))
 }
 
 /// A name for this worker that no other shares.
@@ -347,7 +344,12 @@ async fn run_job(state: &AppState, consumer: &str, delivery: &Delivery) -> anyho
         drop(payload);
         match transactions {
             Err(e) => JobEnd::Failed(format!("the job's transactions are unreadable: {e}")),
-            Ok(transactions) => import(state, consumer, delivery, &job, &transactions).await?,
+            Ok(transactions) => {
+                let (corrections, transactions): (Vec<_>, Vec<_>) = transactions
+                    .into_iter()
+                    .partition(|t| t.correction.is_some());
+                import(state, consumer, delivery, &job, &transactions, &corrections).await?
+            }
         }
     };
     if store.finish_job(job.id, &end).await? {
@@ -357,8 +359,10 @@ async fn run_job(state: &AppState, consumer: &str, delivery: &Delivery) -> anyho
         };
         metrics::counter!("import_jobs_finished_total", "status" => status).increment(1);
         match &end {
-            JobEnd::Succeeded { imported, skipped } => tracing::info!(
-                job = %job.id, user = %job.user_id, source = job.source, imported, skipped,
+            JobEnd::Succeeded(counts) => tracing::info!(
+                job = %job.id, user = %job.user_id, source = job.source,
+                imported = counts.imported, skipped = counts.skipped,
+                replaced = counts.replaced, deleted = counts.deleted,
                 attempt = job.attempts, seconds = started.elapsed().as_secs_f64(), "import job succeeded"
             ),
             JobEnd::Failed(why) => tracing::warn!(
@@ -380,6 +384,7 @@ async fn import(
     delivery: &Delivery,
     job: &JobRecord,
     transactions: &[BankTransaction],
+    corrections: &[BankTransaction],
 ) -> anyhow::Result<JobEnd> {
     let store = state.store.as_ref();
     let queue = state.jobs.queue.as_ref();
@@ -403,6 +408,7 @@ async fn import(
         ImportRequest {
             source: &job.source,
             transactions,
+            corrections,
             idempotency: Some(&key),
             dry_run: false,
             body: &counts_body,
@@ -424,10 +430,7 @@ async fn import(
         Ok(outcome) => {
             metrics::counter!("imported_transactions_total", "source" => job.source.clone())
                 .increment(outcome.imported_total);
-            Ok(JobEnd::Succeeded {
-                imported: outcome.imported_total,
-                skipped: outcome.skipped,
-            })
+            Ok(JobEnd::Succeeded(JobCounts::from(&outcome)))
         }
         // Another attempt (a worker thought dead) committed first.
         Err(StoreError::Conflict(Unique::IdempotencyKey)) => recorded(store, job)

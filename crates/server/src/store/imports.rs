@@ -24,6 +24,9 @@ pub struct ImportRequest<'a> {
     /// The `source` of the expenses it creates; ids are unique per source.
     pub source: &'a str,
     pub transactions: &'a [BankTransaction],
+    /// Corrections of transactions imported before (OFX `CORRECTACTION`),
+    /// applied after `transactions`, in order.
+    pub corrections: &'a [BankTransaction],
     pub idempotency: Option<&'a IdempotencyKey>,
     /// Roll back instead of committing.
     pub dry_run: bool,
@@ -64,6 +67,10 @@ pub struct ImportOutcome {
     pub imported: Vec<Expense>,
     pub imported_total: u64,
     pub skipped: u64,
+    /// Expenses a correction changed.
+    pub replaced: u64,
+    /// Expenses a correction deleted.
+    pub deleted: u64,
 }
 
 /// An import's transactions, batch by batch, as the expenses to insert (each
@@ -123,6 +130,8 @@ impl<'a> ImportBatches<'a> {
             imported_total: self.imported.len() as u64,
             imported: self.imported,
             skipped,
+            replaced: 0,
+            deleted: 0,
         }
     }
 }
@@ -152,6 +161,8 @@ pub struct JobRecord {
     pub total: u64,
     pub imported: Option<u64>,
     pub skipped: Option<u64>,
+    pub replaced: Option<u64>,
+    pub deleted: Option<u64>,
     pub error: Option<String>,
     pub attempts: u32,
     pub created_at: DateTime<Utc>,
@@ -159,22 +170,47 @@ pub struct JobRecord {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+/// What a background import wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobCounts {
+    pub imported: u64,
+    pub skipped: u64,
+    #[serde(default)]
+    pub replaced: u64,
+    #[serde(default)]
+    pub deleted: u64,
+}
+
+impl From<&ImportOutcome> for JobCounts {
+    fn from(outcome: &ImportOutcome) -> Self {
+        JobCounts {
+            imported: outcome.imported_total,
+            skipped: outcome.skipped,
+            replaced: outcome.replaced,
+            deleted: outcome.deleted,
+        }
+    }
+}
+
 /// How a background import ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum JobEnd {
-    Succeeded { imported: u64, skipped: u64 },
+    Succeeded(JobCounts),
     Failed(String),
 }
 
 impl JobEnd {
-    /// The `status`, `imported`, `skipped` and `error` columns of the ended job.
-    pub(crate) fn columns(&self) -> (&'static str, Option<i64>, Option<i64>, Option<&str>) {
+    /// The `status`, the counts (`imported`, `skipped`, `replaced`,
+    /// `deleted`) and `error` columns of the ended job.
+    pub(crate) fn columns(&self) -> (&'static str, [Option<i64>; 4], Option<&str>) {
         let count = |n: u64| Some(i64::try_from(n).unwrap_or(i64::MAX));
         match self {
-            JobEnd::Succeeded { imported, skipped } => {
-                ("succeeded", count(*imported), count(*skipped), None)
-            }
-            JobEnd::Failed(why) => ("failed", None, None, Some(why.as_str())),
+            JobEnd::Succeeded(c) => (
+                "succeeded",
+                [c.imported, c.skipped, c.replaced, c.deleted].map(count),
+                None,
+            ),
+            JobEnd::Failed(why) => ("failed", [None; 4], Some(why.as_str())),
         }
     }
 }
@@ -183,7 +219,7 @@ impl JobEnd {
 macro_rules! job_columns {
     () => {
         "id, user_id, source, status, report, total, imported, skipped, error, attempts, \
-         created_at, started_at, finished_at"
+         created_at, started_at, finished_at, replaced, deleted"
     };
 }
 pub(crate) use job_columns;
@@ -201,6 +237,8 @@ pub(crate) type JobRow = (
     Option<String>,
     i32,
     i64,
+    Option<i64>,
+    Option<i64>,
     Option<i64>,
     Option<i64>,
 );
@@ -224,6 +262,8 @@ pub(crate) fn job_from_row(row: JobRow) -> Result<JobRecord, sqlx::Error> {
         total: count(total),
         imported: imported.map(count),
         skipped: skipped.map(count),
+        replaced: row.13.map(count),
+        deleted: row.14.map(count),
         error,
         attempts: u32::try_from(attempts).unwrap_or(0),
         created_at: time(row.10)?,

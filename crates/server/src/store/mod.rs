@@ -24,7 +24,8 @@ use uuid::Uuid;
 pub use cursor::Cursor;
 pub(crate) use imports::{ImportBatches, JobRow, job_columns, job_from_row, legacy_ids};
 pub use imports::{
-    ImportBody, ImportOutcome, ImportRequest, JOB_CHUNK, JobEnd, JobRecord, NewJob, import_body,
+    ImportBody, ImportOutcome, ImportRequest, JOB_CHUNK, JobCounts, JobEnd, JobRecord, NewJob,
+    import_body,
 };
 pub use rollup::months_from_rows;
 pub(crate) use rollup::{Rollup, SummarySpans, category_info, summary_from_rows};

@@ -543,6 +543,11 @@ pub(crate) fn import_job(status: ImportJobStatus, done: u64) -> ImportJob {
         done,
         imported: None,
         skipped: None,
+        replaced: None,
+        deleted: None,
+        pending: 0,
+        zero_amount: 0,
+        money_in_count: 1,
         ignored: 1,
         errors: vec![finance_shared::LineError {
             line: 4,

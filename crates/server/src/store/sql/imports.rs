@@ -16,12 +16,12 @@ use finance_shared::Expense;
 use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, QueryBuilder, Type};
 use uuid::Uuid;
 
-use crate::bank::{BankTransaction, LEGACY_FINGERPRINTS};
+use crate::bank::{BankTransaction, Correction, LEGACY_FINGERPRINTS};
 
 use super::super::{
-    ImportBatches, ImportOutcome, ImportRequest, JOB_CHUNK, Rollup, StoreError, Unique,
+    ImportBatches, ImportOutcome, ImportRequest, JOB_CHUNK, Rollup, StoreError, Unique, now_micros,
 };
-use super::writes::Conn;
+use super::writes::{Conn, Which};
 use super::{Column, Engine, SqlStore, sql};
 
 /// An import's batches, each with the insert of all its rows.
@@ -69,13 +69,14 @@ where
         }
         let prepared = Self::prepare(user_id, &request);
         let mut tx = self.engine.begin_write().await?;
-        let outcome = Self::write_transactions(&mut tx, user_id, &request, prepared).await?;
+        let mut outcome = Self::write_transactions(&mut tx, user_id, &request, prepared).await?;
+        if !outcome.imported.is_empty() {
+            Self::apply_rollup(&mut tx, user_id, &Rollup::of(&outcome.imported)).await?;
+        }
+        Self::correct_in(&mut tx, user_id, &request, &mut outcome).await?;
         if request.dry_run {
             tx.rollback().await?;
             return Ok(outcome);
-        }
-        if !outcome.imported.is_empty() {
-            Self::apply_rollup(&mut tx, user_id, &Rollup::of(&outcome.imported)).await?;
         }
         // The response is only kept (and so only built here) for a key.
         if request.idempotency.is_some() {
@@ -162,16 +163,93 @@ where
             skipped += outcome.skipped as i64;
             at = end;
         }
-        let outcome = ImportOutcome {
+        let mut outcome = ImportOutcome {
             imported: Vec::new(),
             imported_total: u64::try_from(imported).unwrap_or(0),
             skipped: u64::try_from(skipped).unwrap_or(0),
+            replaced: 0,
+            deleted: 0,
         };
         let mut tx = self.engine.begin_write().await?;
+        if !request.corrections.is_empty() {
+            Self::lock_users_first(&mut tx, [user_id]).await?;
+            Self::correct_in(&mut tx, user_id, &request, &mut outcome).await?;
+            outcome.imported.clear();
+        }
         let body = (request.body)(&outcome);
         Self::remember(&mut tx, user_id, request.idempotency, 201, body).await?;
         tx.commit().await?;
         Ok(outcome)
+    }
+
+    /// Applies an import's corrections after its rows: a replacement
+    /// rewrites the expense imported under its id (keeping the expense's id
+    /// and category), or is imported as that id when there is none and it
+    /// was not deleted; a deletion deletes the expense, and keeps its id
+    /// among the deleted imports either way, so that re-importing the file,
+    /// or the statement it corrects, changes nothing more.
+    async fn correct_in(
+        conn: &mut Conn<E>,
+        user_id: Uuid,
+        request: &ImportRequest<'_>,
+        outcome: &mut ImportOutcome,
+    ) -> Result<(), StoreError> {
+        let source = request.source;
+        for t in request.corrections {
+            let external_id = t.external_id.as_str();
+            let which = Which::Imported {
+                source,
+                external_id,
+            };
+            let found = Self::expense_in(conn, user_id, which)
+                .await?
+                .map(|(e, _)| e);
+            match (t.correction, found) {
+                (Some(Correction::Delete), old) => {
+                    Self::remove_in(conn, user_id, old.as_ref(), source, Some(external_id)).await?;
+                    match old {
+                        Some(_) => outcome.deleted += 1,
+                        None => outcome.skipped += 1,
+                    }
+                }
+                (_, Some(old)) => {
+                    let new = Expense {
+                        amount: t.amount,
+                        spent_on: t.spent_on,
+                        description: t.description.clone(),
+                        ..old.clone()
+                    };
+                    if new == old {
+                        outcome.skipped += 1;
+                    } else {
+                        Self::rewrite_in(conn, user_id, &old, &new).await?;
+                        outcome.replaced += 1;
+                    }
+                }
+                (_, None) => {
+                    let rows = [(t.to_expense(source, now_micros()), t)];
+                    let checks = ImportChecks {
+                        deleted: true,
+                        legacy: false,
+                    };
+                    let written = Self::insert_imported(conn, user_id, &rows, checks, None).await?;
+                    let [(expense, _)] = rows;
+                    if written.contains(&expense.id) {
+                        Self::apply_rollup(
+                            conn,
+                            user_id,
+                            &Rollup::of(std::slice::from_ref(&expense)),
+                        )
+                        .await?;
+                        outcome.imported.push(expense);
+                        outcome.imported_total += 1;
+                    } else {
+                        outcome.skipped += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A request's batches, each with the insert of all its rows, built

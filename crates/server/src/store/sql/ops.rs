@@ -472,18 +472,21 @@ let mut tx = self.engine.begin_write().await?;
             let row = sqlx::query(text).bind(id).fetch_one(&mut *tx).await?;
             tx.commit().await?;
             let job: JobRow = sqlx::FromRow::from_row(&row)?;
-            let payload: Vec<u8> = sqlx::Row::try_get(&row, 13)?;
+            // The payload follows the job's own columns.
+            let payload_at = job_columns!().split(',').count();
+            let payload: Vec<u8> = sqlx::Row::try_get(&row, payload_at)?;
             Ok(Some((job_from_row(job)?, payload)))
         })
         .await
     }
 
     async fn finish_job(&self, id: Uuid, end: &JobEnd) -> Result<bool, StoreError> {
-        let (status, imported, skipped, error) = end.columns();
+        let (status, [imported, skipped, replaced, deleted], error) = end.columns();
         let text = sql!(
             E,
-            "UPDATE import_jobs SET status = ?, imported = ?, skipped = ?, error = ?, \
-             finished_at = ?, payload = NULL WHERE id = ? AND status IN ('queued', 'running')"
+            "UPDATE import_jobs SET status = ?, imported = ?, skipped = ?, replaced = ?, \
+             deleted = ?, error = ?, finished_at = ?, payload = NULL \
+             WHERE id = ? AND status IN ('queued', 'running')"
         );
         let finished_at = now_micros().timestamp_micros();
         let query = || {
@@ -491,6 +494,8 @@ let mut tx = self.engine.begin_write().await?;
                 .bind(status)
                 .bind(imported)
                 .bind(skipped)
+                .bind(replaced)
+                .bind(deleted)
                 .bind(error.map(str::to_owned))
                 .bind(finished_at)
                 .bind(id)

@@ -18,6 +18,17 @@ use super::{Column, CredentialsRow, Engine, ExpenseRow, SqlStore, expense_from_r
 
 pub(crate) type Conn<E> = <<E as Engine>::DB as Database>::Connection;
 
+/// How [`SqlStore::expense_in`] finds an expense.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Which<'a> {
+    Id(Uuid),
+    /// By the provider id it was imported under.
+    Imported {
+        source: &'a str,
+        external_id: &'a str,
+    },
+}
+
 impl<E: Engine> SqlStore<E>
 where
     for<'c> &'c mut Conn<E>: Executor<'c, Database = E::DB>,
@@ -96,7 +107,7 @@ where
     pub(crate) async fn expense_in(
         conn: &mut Conn<E>,
         user_id: Uuid,
-        id: Uuid,
+        which: Which<'_>,
     ) -> Result<Option<(Expense, Option<String>)>, sqlx::Error> {
         type Row<T> = (
             Uuid,
@@ -108,7 +119,7 @@ where
             String,
             Option<String>,
         );
-        let text = sql!(
+        let by_id = sql!(
             E,
             format!(
                 "SELECT {}, external_id FROM expenses WHERE id = ? AND user_id = ?{}",
@@ -116,11 +127,26 @@ where
                 E::FOR_UPDATE
             )
         );
-        let row: Option<Row<E::Time>> = sqlx::query_as(text)
-            .bind(id)
-            .bind(user_id)
-            .fetch_optional(&mut *conn)
-            .await?;
+        let imported = sql!(
+            E,
+            format!(
+                "SELECT {}, external_id FROM expenses \
+                 WHERE user_id = ? AND source = ? AND external_id = ?{}",
+                super::super::expense_columns!(),
+                E::FOR_UPDATE
+            )
+        );
+        let query = match which {
+            Which::Id(id) => sqlx::query_as(by_id).bind(id).bind(user_id),
+            Which::Imported {
+                source,
+                external_id,
+            } => sqlx::query_as(imported)
+                .bind(user_id)
+                .bind(source)
+                .bind(external_id),
+        };
+        let row: Option<Row<E::Time>> = query.fetch_optional(&mut *conn).await?;
         row.map(
             |(id, category, description, amount, spent_on, created, source, external)| {
                 let row: ExpenseRow<E::Time> =
@@ -260,10 +286,22 @@ where
     ) -> Result<Option<Expense>, StoreError> {
         let mut tx = self.engine.begin_write().await?;
         Self::lock_users_first(&mut tx, [user_id]).await?;
-        let Some((old, _)) = Self::expense_in(&mut tx, user_id, id).await? else {
+        let Some((old, _)) = Self::expense_in(&mut tx, user_id, Which::Id(id)).await? else {
             return Ok(None);
         };
         let new = patch.apply(&old);
+        Self::rewrite_in(&mut tx, user_id, &old, &new).await?;
+        tx.commit().await?;
+        Ok(Some(new))
+    }
+
+    /// Writes `new` over `old` (the same expense), with the rollups.
+    pub(crate) async fn rewrite_in(
+        conn: &mut Conn<E>,
+        user_id: Uuid,
+        old: &Expense,
+        new: &Expense,
+    ) -> Result<(), StoreError> {
         let text = sql!(
             E,
             "UPDATE expenses SET category = ?, category_key = ?, description = ?, \
@@ -276,27 +314,50 @@ where
             .bind(new.description.as_deref().map(super::super::search_key))
             .bind(new.amount.minor())
             .bind(new.spent_on)
-            .bind(id)
+            .bind(old.id)
             .bind(user_id)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
-        Self::apply_rollup(&mut tx, user_id, &Rollup::change(Some(&old), Some(&new))).await?;
-        tx.commit().await?;
-        Ok(Some(new))
+        Self::apply_rollup(conn, user_id, &Rollup::change(Some(old), Some(new))).await?;
+        Ok(())
     }
 
     pub(crate) async fn delete_in(&self, user_id: Uuid, id: Uuid) -> Result<bool, StoreError> {
         let mut tx = self.engine.begin_write().await?;
         Self::lock_users_first(&mut tx, [user_id]).await?;
-        let Some((old, external_id)) = Self::expense_in(&mut tx, user_id, id).await? else {
+        let Some((old, external_id)) = Self::expense_in(&mut tx, user_id, Which::Id(id)).await?
+        else {
             return Ok(false);
         };
-        let text = sql!(E, "DELETE FROM expenses WHERE id = ? AND user_id = ?");
-        sqlx::query(text)
-            .bind(id)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        Self::remove_in(
+            &mut tx,
+            user_id,
+            Some(&old),
+            &old.source,
+            external_id.as_deref(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Deletes `old` (if any), keeping its provider id among the deleted
+    /// imports so that no import brings it back, with the rollups.
+    pub(crate) async fn remove_in(
+        conn: &mut Conn<E>,
+        user_id: Uuid,
+        old: Option<&Expense>,
+        source: &str,
+        external_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        if let Some(old) = old {
+            let text = sql!(E, "DELETE FROM expenses WHERE id = ? AND user_id = ?");
+            sqlx::query(text)
+                .bind(old.id)
+                .bind(user_id)
+                .execute(&mut *conn)
+                .await?;
+        }
         if let Some(external_id) = external_id {
             let text = sql!(
                 E,
@@ -308,15 +369,16 @@ where
             );
             sqlx::query(text)
                 .bind(user_id)
-                .bind(&old.source)
+                .bind(source)
                 .bind(external_id)
                 .bind(E::time(now_micros()))
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
         }
-        Self::apply_rollup(&mut tx, user_id, &Rollup::change(Some(&old), None)).await?;
-        tx.commit().await?;
-        Ok(true)
+        if let Some(old) = old {
+            Self::apply_rollup(conn, user_id, &Rollup::change(Some(old), None)).await?;
+        }
+        Ok(())
     }
 
     pub(crate) async fn rename_in(
