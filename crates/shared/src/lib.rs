@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod error;
+pub mod imports;
 pub mod money;
 pub mod spreadsheet;
 pub mod timefmt;
@@ -12,4 +13,5 @@ pub mod validate;
 
 pub use api::*;
 pub use error::{ErrorBody, ErrorCode};
+pub use imports::*;
 pub use money::{Decimal, Money, MoneyError};
