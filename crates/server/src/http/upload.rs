@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
+use axum::extract::multipart::MultipartError;
 use axum::extract::{FromRequest, Multipart, Query, Request};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::{self, Visitor};
@@ -33,7 +34,6 @@ fn media_type(headers: &HeaderMap) -> String {
 pub async fn upload(req: Request, accepted: &[&str]) -> Result<Upload, ApiError> {
     let media = media_type(req.headers());
     let query = req.uri().query().unwrap_or("").to_owned();
-    let too_large = |status: StatusCode| status == StatusCode::PAYLOAD_TOO_LARGE;
     if media == "multipart/form-data" {
         let mut form = Multipart::from_request(req, &()).await.map_err(|e| {
             ApiError::BadRequest(format!("cannot read the form: {}", e.body_text()))
@@ -43,33 +43,12 @@ pub async fn upload(req: Request, accepted: &[&str]) -> Result<Upload, ApiError>
             .collect();
         let mut file = None;
         loop {
-            let field = match form.next_field().await {
-                Ok(Some(field)) => field,
-                Ok(None) => break,
-                Err(e) if too_large(e.status()) => {
-                    return Err(ApiError::PayloadTooLarge(FILE_LIMIT_TEXT));
-                }
-                Err(e) => {
-                    return Err(ApiError::BadRequest(format!(
-                        "cannot read the form: {}",
-                        e.body_text()
-                    )));
-                }
+            let Some(field) = form.next_field().await.map_err(form_error)? else {
+                break;
             };
             let name = field.name().unwrap_or("").to_owned();
             let is_file = field.file_name().is_some() || name == "file";
-            let data = match field.bytes().await {
-                Ok(data) => data,
-                Err(e) if too_large(e.status()) => {
-                    return Err(ApiError::PayloadTooLarge(FILE_LIMIT_TEXT));
-                }
-                Err(e) => {
-                    return Err(ApiError::BadRequest(format!(
-                        "cannot read the form: {}",
-                        e.body_text()
-                    )));
-                }
-            };
+            let data = field.bytes().await.map_err(form_error)?;
             if is_file {
                 file = Some(data);
             } else {
@@ -88,13 +67,22 @@ pub async fn upload(req: Request, accepted: &[&str]) -> Result<Upload, ApiError>
         return Err(ApiError::UnsupportedMediaType);
     }
     let bytes = Bytes::from_request(req, &()).await.map_err(|e| {
-        if too_large(e.status()) {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge(FILE_LIMIT_TEXT)
         } else {
             ApiError::BadRequest(format!("cannot read request body: {}", e.body_text()))
         }
     })?;
     Ok(Upload { bytes, query })
+}
+
+/// A form that cannot be read: too large (413), or malformed (400).
+fn form_error(e: MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge(FILE_LIMIT_TEXT)
+    } else {
+        ApiError::BadRequest(format!("cannot read the form: {}", e.body_text()))
+    }
 }
 
 /// The query (with a form's fields) as `T`. An option `T` does not have, or
